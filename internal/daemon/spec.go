@@ -1,0 +1,60 @@
+// Package daemon is the skeleton every nodenet daemon runs on: configuration,
+// logging, the sync runner, health, metrics, the gRPC socket with the
+// coordination and status services, the peers' watchers, and the
+// subcommands run, status, cleanup and version. A daemon supplies a Spec; its
+// main is one call to Main.
+package daemon
+
+import (
+	"context"
+
+	"github.com/nodenet/nodenet/internal/config"
+	"github.com/nodenet/nodenet/internal/coord"
+	"go.uber.org/zap"
+)
+
+// Spec describes one daemon.
+type Spec struct {
+	// Name is "routerd", "proxyd" or "firewalld".
+	Name string
+	// MetricsPort is the default loopback port of /metrics, /healthz, /livez.
+	MetricsPort int
+	// NewController builds the daemon's logic. Nil runs the bare skeleton:
+	// health, status and empty facts.
+	NewController func(Deps) (Controller, error)
+	// Cleanup removes everything the daemon owns on the node, and nothing
+	// else. Nil means it owns nothing yet.
+	Cleanup func(ctx context.Context, log *zap.Logger, cfg config.Common) error
+}
+
+// Deps is what the skeleton hands a controller.
+type Deps struct {
+	Log    *zap.Logger
+	Config config.Common
+	// Publisher takes the facts this daemon owns.
+	Publisher *coord.Publisher
+	// Peers are the watchers of the configured peers, by name.
+	Peers map[string]*coord.Watcher
+	// Trigger asks for a sync; informer handlers call it (kube.OnChange).
+	Trigger func()
+}
+
+// Controller is a daemon's logic, driven by the skeleton's runner.
+type Controller interface {
+	// Start starts what the controller watches (informers) and returns once
+	// it is ready to compute its desired state; the first Sync runs after.
+	Start(ctx context.Context) error
+	// Sync computes the desired state and applies it. It is only ever called
+	// from the runner, never concurrently.
+	Sync(ctx context.Context, full bool) error
+	// Counts returns object counts for status ("services": 12, ...).
+	Counts() map[string]uint64
+}
+
+// idle is the controller of a daemon whose logic has not landed: it owns and
+// programs nothing, so every sync succeeds at once.
+type idle struct{}
+
+func (idle) Start(context.Context) error      { return nil }
+func (idle) Sync(context.Context, bool) error { return nil }
+func (idle) Counts() map[string]uint64        { return nil }

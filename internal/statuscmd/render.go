@@ -1,0 +1,59 @@
+package statuscmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteJSON writes the reports as one JSON document.
+func WriteJSON(w io.Writer, reports []Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Daemons []Report `json:"daemons"`
+	}{reports})
+}
+
+// WriteTable writes one line per daemon. now renders ages.
+func WriteTable(w io.Writer, reports []Report, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DAEMON\tHEALTH\tVERSION\tLAST SYNC\tSYNC TOOK\tCOUNTS\tPEERS\tERROR")
+	for _, r := range reports {
+		version, lastSync, took, counts, peers := "-", "-", "-", "-", "-"
+		if st := r.status; st != nil {
+			version = st.GetBuild().GetVersion()
+			if t := st.GetSync().GetLastSyncTime(); t != nil {
+				lastSync = now.Sub(t.AsTime()).Round(time.Second).String() + " ago"
+			}
+			if d := st.GetSync().GetLastSyncDuration(); d != nil {
+				took = d.AsDuration().Round(time.Microsecond).String()
+			}
+			if len(st.GetCounts()) > 0 {
+				var parts []string
+				for k, n := range st.GetCounts() {
+					parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+				}
+				sort.Strings(parts)
+				counts = strings.Join(parts, ",")
+			}
+			if len(st.GetPeers()) > 0 {
+				var parts []string
+				for _, p := range st.GetPeers() {
+					state := "down"
+					if p.GetConnected() {
+						state = "up"
+					}
+					parts = append(parts, p.GetName()+":"+state)
+				}
+				peers = strings.Join(parts, ",")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Daemon, r.Health, version, lastSync, took, counts, peers, r.Error)
+	}
+	return tw.Flush()
+}

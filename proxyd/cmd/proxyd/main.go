@@ -1,0 +1,14 @@
+// Command proxyd is nodenet's Service proxy: every ClusterIP, NodePort,
+// ExternalIP and LoadBalancer IP becomes an IPVS virtual service and every
+// ready endpoint a real server.
+package main
+
+import (
+	"os"
+
+	"github.com/nodenet/nodenet/internal/daemon"
+)
+
+func main() {
+	os.Exit(daemon.Main(daemon.Spec{Name: "proxyd", MetricsPort: 10281}, daemon.OSEnv()))
+}
