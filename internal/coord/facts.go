@@ -87,9 +87,7 @@ func (f Facts) Snapshot() *nodev1.WatchResponse {
 		PodNetwork:  f.PodNetwork,
 		PolicyState: f.PolicyState,
 	}
-	for _, v := range sortedVIPs(f.VIPs) {
-		msg.VipsSet = append(msg.VipsSet, v)
-	}
+	msg.VipsSet = sortedVIPs(f.VIPs)
 	return msg
 }
 

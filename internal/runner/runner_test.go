@@ -192,8 +192,7 @@ func TestPanicInSyncIsAnError(t *testing.T) {
 		r := New(func(context.Context, bool) error {
 			calls++
 			if calls == 1 {
-				var m map[string]int
-				m["x"] = 1 // a bug in a sync function
+				panic("a bug in the sync function")
 			}
 			return nil
 		}, Config{

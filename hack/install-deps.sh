@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine, idempotently: it
+# does nothing when everything is present, and runs `apt-get update` once
+# before installing what is missing. Go tools are pinned in tools/go.mod and
+# built by `make tools`; nothing else is installed by hand.
+set -euo pipefail
+
+# Debian packages the test layers use.
+packages=(
+	git      # version stamping, buf breaking against history
+	python3  # small checks in hack/verify.sh
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#packages[@]} packages present"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
