@@ -58,3 +58,7 @@ verify: tools lint ## Fail when generated code, go.work, go.mod files or formatt
 .PHONY: clean
 clean: ## Remove build output.
 	rm -rf $(OUT)
+
+.PHONY: demo
+demo: build ## Run the local demo (today: the three daemons of one node, with live status).
+	./hack/demo.sh
