@@ -180,6 +180,7 @@ func (p *Publisher) Watch(req *nodev1.WatchRequest, stream nodev1.FactsService_W
 	s := &subscriber{watcher: req.GetWatcher(), resync: true, wake: make(chan struct{}, 1)}
 	p.mu.Lock()
 	p.subs[s] = struct{}{}
+	name := p.facts.Publisher // p.facts is only read under p.mu
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -193,7 +194,7 @@ func (p *Publisher) Watch(req *nodev1.WatchRequest, stream nodev1.FactsService_W
 		case <-stream.Context().Done():
 			return status.FromContextError(stream.Context().Err()).Err()
 		case <-p.closed:
-			return status.Error(codes.Unavailable, p.facts.Publisher+" is shutting down")
+			return status.Error(codes.Unavailable, name+" is shutting down")
 		case <-s.wake:
 		}
 		for _, msg := range p.take(s) {

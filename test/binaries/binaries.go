@@ -18,7 +18,6 @@ const TestVersion = "v0.0.0-e2e"
 // Set builds (once) and returns the paths of routerd, proxyd and firewalld.
 type Set struct {
 	once  sync.Once
-	dir   string
 	err   error
 	paths map[string]string
 }
