@@ -2,7 +2,6 @@ package coord
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
 	"github.com/nodenet/nodenet/internal/grpcserver"
+	"github.com/nodenet/nodenet/internal/testutil"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -20,37 +20,16 @@ import (
 // test fails.
 const waitTimeout = 5 * time.Second
 
-// socketPath returns a path for a unix socket in a fresh directory, short
-// enough for sun_path (108 bytes).
+// socketPath returns a path for a unix socket in a fresh short directory.
 func socketPath(t *testing.T, name string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if len(filepath.Join(dir, name)) >= 100 {
-		var err error
-		if dir, err = os.MkdirTemp("", "nn"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	}
-	return filepath.Join(dir, name)
+	return filepath.Join(testutil.SocketDir(t), name)
 }
 
 // eventually waits until cond holds, checking it whenever wake fires (may be
 // nil) and every few milliseconds.
 func eventually(t *testing.T, what string, wake <-chan struct{}, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-wake:
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-		}
-	}
+	testutil.Eventually(t, waitTimeout, what, wake, cond)
 }
 
 // testServer is a gRPC server that serves a FactsService on a unix socket.

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nodenet/nodenet/internal/config"
+	"github.com/nodenet/nodenet/internal/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -22,15 +22,7 @@ import (
 // temporary run dir, metrics on 127.0.0.1:0; waits poll a condition with a
 // deadline.
 
-func shortRunDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "nn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
+func shortRunDir(t *testing.T) string { return testutil.SocketDir(t) }
 
 func testConfig(name, runDir string) config.Common {
 	cfg := config.DefaultCommon(name, 0, "node-1")
@@ -70,15 +62,7 @@ func stopDaemon(t *testing.T, d *Daemon) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, 15*time.Second, what, nil, cond)
 }
 
 type cmdResult struct {
@@ -226,9 +210,7 @@ func TestUnappliedChangesMakeTheDaemonUnhealthy(t *testing.T) {
 	if got := st.Daemons[0].Status.Sync.LastError; got != "netlink: operation not permitted" {
 		t.Fatalf("last error %q", got)
 	}
-	if ctrl.syncs.Load() < 2 {
-		t.Fatalf("%d syncs: a failed sync is retried", ctrl.syncs.Load())
-	}
+	eventually(t, "the failed sync to be retried", func() bool { return ctrl.syncs.Load() >= 2 })
 
 	// The same verdict over HTTP, while the process is alive.
 	base := "http://" + d.MetricsAddr().String()

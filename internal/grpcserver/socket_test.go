@@ -9,21 +9,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodenet/nodenet/internal/testutil"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// shortDir returns a temporary directory whose socket paths fit the 108-byte
-// limit of sun_path.
-func shortDir(t *testing.T) string {
+func shortDir(t *testing.T) string { return testutil.SocketDir(t) }
+
+// checkHealth asks the health service at path and fails the test unless it
+// answers SERVING.
+func checkHealth(t *testing.T, path string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "nn")
+	conn, err := Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health = %v", resp.GetStatus())
+	}
 }
 
 func serveHealth(t *testing.T, path string) (*Socket, func()) {
@@ -59,20 +70,7 @@ func TestHealthOverSocketAnswersServing(t *testing.T) {
 		t.Fatalf("socket mode %v, want a socket with 0600", fi.Mode())
 	}
 
-	conn, err := Dial(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health = %v", resp.GetStatus())
-	}
+	checkHealth(t, path)
 }
 
 func TestSecondServerCannotTakeServedSocket(t *testing.T) {
@@ -85,16 +83,7 @@ func TestSecondServerCannotTakeServedSocket(t *testing.T) {
 		t.Fatalf("second Listen: err = %v, want 'already served'", err)
 	}
 	// The first server still answers: the failed attempt removed nothing.
-	conn, err := Dial(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-		t.Fatalf("first server broken by the second attempt: %v", err)
-	}
+	checkHealth(t, path)
 }
 
 func TestStaleSocketIsReplaced(t *testing.T) {
@@ -118,16 +107,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 
 	_, stop := serveHealth(t, path)
 	defer stop()
-	conn, err := Dial(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-		t.Fatalf("server on a replaced stale socket: %v", err)
-	}
+	checkHealth(t, path)
 }
 
 func TestCloseRemovesSocketAndReleasesLock(t *testing.T) {

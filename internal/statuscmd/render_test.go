@@ -1,0 +1,63 @@
+package statuscmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func TestWriteTable(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	reports := []Report{
+		{Daemon: "routerd", Reachable: true, Health: "SERVING", status: &nodev1.GetResponse{
+			Build:  &nodev1.BuildInfo{Version: "v1.2.3"},
+			Counts: map[string]uint64{"routes": 4, "peers": 2},
+			Sync:   &nodev1.SyncStatus{LastSyncTime: timestamppb.New(now.Add(-3 * time.Second)), LastSyncDuration: durationpb.New(1500 * time.Microsecond)},
+			Peers:  []*nodev1.PeerStatus{{Name: "proxyd", Connected: true}, {Name: "firewalld"}},
+		}},
+		{Daemon: "proxyd", Health: "UNREACHABLE", Error: "no socket"},
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, reports, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `DAEMON   HEALTH       VERSION  LAST SYNC  SYNC TOOK  COUNTS            PEERS                     ERROR
+routerd  SERVING      v1.2.3   3s ago     1.5ms      peers=2,routes=4  proxyd:up,firewalld:down  
+proxyd   UNREACHABLE  -        -          -          -                 -                         no socket
+`
+	if buf.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	var buf bytes.Buffer
+	r := Report{Daemon: "firewalld", Socket: "/run/nodenet/firewalld.sock", Reachable: true, Health: "NOT_SERVING",
+		Error: "a change has waited 3m0s", Status: json.RawMessage(`{"daemon":"firewalld"}`)}
+	if err := WriteJSON(&buf, []Report{r}); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Daemons []map[string]any `json:"daemons"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	d := doc.Daemons[0]
+	if d["daemon"] != "firewalld" || d["health"] != "NOT_SERVING" || d["reachable"] != true ||
+		d["status"].(map[string]any)["daemon"] != "firewalld" || !strings.Contains(d["error"].(string), "waited") {
+		t.Fatalf("json %s", buf.String())
+	}
+	if r.OK() {
+		t.Fatal("NOT_SERVING reported OK")
+	}
+	if !(Report{Reachable: true, Health: "SERVING"}).OK() {
+		t.Fatal("SERVING not OK")
+	}
+}
