@@ -48,6 +48,22 @@ if [ -n "$extra" ]; then
 	fail=1
 fi
 
+# The design card's libraries at their pinned versions (hack/pins.txt).
+for m in api internal routerd proxyd firewalld test; do
+	while read -r path want; do
+		case "$path" in "" | "#"*) continue ;; esac
+		got=$(cd "$m" && go mod edit -json | python3 -c '
+import json, sys
+mod = json.load(sys.stdin)
+print(next((r["Version"] for r in mod.get("Require") or [] if r["Path"] == sys.argv[1]), ""))
+' "$path")
+		if [ -n "$got" ] && [ "$got" != "$want" ]; then
+			echo "$m requires $path $got; the pin is $want (hack/pins.txt)" >&2
+			fail=1
+		fi
+	done <hack/pins.txt
+done
+
 # Formatting.
 unformatted=$(git ls-files -co --exclude-standard '*.go' | xargs -r gofmt -l)
 if [ -n "$unformatted" ]; then
