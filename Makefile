@@ -9,6 +9,9 @@ TOOLS      := $(OUT)/tools
 DAEMONS    := routerd proxyd firewalld
 # Every module of the workspace, as package patterns (go.work makes one build).
 PKGS       := ./api/... ./internal/... ./routerd/... ./proxyd/... ./firewalld/... ./test/...
+# Build tags of the root-only layers: kernel (host kernel, network
+# namespaces) and vm (inside the VM with Debian's kernel). lint checks them all.
+LINT_TAGS  := kernel,vm
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS    := -X github.com/nodenet/nodenet/internal/version.Version=$(VERSION) \
@@ -28,8 +31,34 @@ build: ## Build the three daemons into _output/bin.
 test: ## Unit tests of every module (no root needed).
 	$(GOTEST) -race -count=1 $(PKGS)
 
+.PHONY: cni-plugins
+cni-plugins: ## Build the CNI plugins the test pods are attached with (once; cached outside the repo).
+	./hack/build-cni-plugins.sh >/dev/null
+
+.PHONY: vm-assets
+vm-assets: ## Fetch Debian's kernel and build the VM's initramfs (once; cached outside the repo).
+	./hack/vm-assets.sh >/dev/null
+
+.PHONY: test-kernel
+test-kernel: cni-plugins ## Root tests on the host kernel, in throwaway network namespaces.
+	$(GOTEST) -tags kernel -count=1 ./test/netns/...
+
+.PHONY: vmexec
+vmexec: ## Build the VM runner used as `go test -exec`.
+	go build -o $(BIN)/vmexec ./test/cmd/vmexec
+
+.PHONY: test-vm
+# The netns topology runs here too: Debian's kernel has SCTP, the host's not.
+test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP, inside a VM booting Debian's kernel.
+	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/...
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, kube-controller-manager and etcd once (cached outside the repo).
+	./hack/build-controlplane.sh >/dev/null
+
 .PHONY: test-all
-test-all: deps verify test ## Everything CI runs: install deps, verify, all test layers.
+# The cached builds come first, so no go test waits on one (or times out).
+test-all: deps controlplane cni-plugins vm-assets verify test test-kernel test-vm ## Everything CI runs: install deps, verify, all test layers.
 
 .PHONY: deps
 deps: ## Install what the tests need (idempotent; Debian packages need root).
@@ -48,7 +77,9 @@ generate: tools ## Regenerate the API's Go code and go.work.
 .PHONY: lint
 lint: tools ## go vet, staticcheck and buf lint.
 	go vet $(PKGS)
+	go vet -tags $(LINT_TAGS) $(PKGS)
 	$(TOOLS)/staticcheck $(PKGS)
+	$(TOOLS)/staticcheck -tags $(LINT_TAGS) $(PKGS)
 	cd api && $(TOOLS)/buf lint
 
 .PHONY: verify

@@ -5,10 +5,17 @@
 # built by `make tools`; nothing else is installed by hand.
 set -euo pipefail
 
-# Debian packages the test layers use.
+# Debian packages the test layers use. (The scripts that need one also check
+# for it, so each works alone.)
 packages=(
 	git      # version stamping, buf breaking against history
 	python3  # small checks in hack/verify.sh
+	# The VM layer (hack/vm-assets.sh): QEMU boots Debian's stock kernel
+	# with an initramfs of busybox; kmod's depmod indexes its modules.
+	qemu-system-x86
+	busybox-static
+	kmod
+	xz-utils
 )
 
 missing=()

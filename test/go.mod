@@ -8,6 +8,7 @@ replace (
 )
 
 require (
+	github.com/cloudflare/ipvs v0.11.0
 	github.com/containernetworking/cni v1.3.0
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
@@ -18,7 +19,6 @@ require (
 )
 
 require (
-	github.com/cloudflare/ipvs v0.11.0 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/emicklei/go-restful/v3 v3.13.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect

@@ -1,0 +1,58 @@
+//go:build vm
+
+package ipvstest
+
+import (
+	"net"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The other features the host kernel lacks, each checked in a namespace of
+// its own: where IPVS is there (the VM), these must be too.
+
+func TestDummyLink(t *testing.T) {
+	requireIPVS(t)
+	h := handle(t, newNetns(t))
+	if err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "dummy0"}}); err != nil {
+		t.Fatalf("dummy link: %v", err)
+	}
+	if err := linkUpWithAddr(h, "dummy0", "198.18.250.1/32"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIPIPTunnel(t *testing.T) {
+	requireIPVS(t)
+	h := handle(t, newNetns(t))
+	tun := &netlink.Iptun{
+		LinkAttrs: netlink.LinkAttrs{Name: "tunl-test"},
+		Local:     net.ParseIP("198.18.250.1"),
+		Remote:    net.ParseIP("198.18.250.2"),
+	}
+	if err := h.LinkAdd(tun); err != nil {
+		t.Fatalf("ipip link: %v", err)
+	}
+	l, err := h.LinkByName("tunl-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Type() != "ipip" {
+		t.Fatalf("link type %q, want ipip", l.Type())
+	}
+}
+
+func TestSCTPSocket(t *testing.T) {
+	requireIPVS(t)
+	var fd int
+	err := inNetns(newNetns(t), func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_SCTP)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("SCTP socket: %v", err)
+	}
+	_ = unix.Close(fd)
+}
