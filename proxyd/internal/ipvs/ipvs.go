@@ -5,6 +5,8 @@
 package ipvs
 
 import (
+	"errors"
+
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 )
 
@@ -47,3 +49,10 @@ type Interface interface {
 	UpdateDest(model.VSKey, Dest) error
 	DeleteDest(model.VSKey, model.DestKey) error
 }
+
+// Errors every implementation returns (wrapped) so callers can tell them
+// apart: creating what exists, changing or deleting what does not.
+var (
+	ErrExists   = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+)
