@@ -14,6 +14,7 @@ import (
 
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/testutil"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -299,4 +300,25 @@ func get(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+func TestDaemonFlagsAreParsedAndValidated(t *testing.T) {
+	var scheduler string
+	spec := Spec{
+		Name:  "proxyd",
+		Flags: func(fs *pflag.FlagSet) { fs.StringVar(&scheduler, "ipvs-scheduler", "rr", "default scheduler") },
+		Validate: func() error {
+			if scheduler != "rr" && scheduler != "lc" {
+				return errors.New("--ipvs-scheduler: unknown scheduler " + scheduler)
+			}
+			return nil
+		},
+	}
+	r := runMain(spec, "run", "--ipvs-scheduler", "fastest", "--run-dir", shortRunDir(t))
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "unknown scheduler fastest") {
+		t.Fatalf("bad daemon flag: %+v", r)
+	}
+	if r := runMain(spec, "run", "--help"); r.code != ExitOK || !strings.Contains(r.stderr, "$NODENET_IPVS_SCHEDULER") {
+		t.Fatalf("run --help does not document the daemon flag: %+v", r)
+	}
 }

@@ -110,10 +110,13 @@ func runCmd(ctx context.Context, spec Spec, env Env, args []string) int {
 	cfg := config.DefaultCommon(spec.Name, spec.MetricsPort, env.Hostname)
 	fs := pflag.NewFlagSet(spec.Name+" run", pflag.ContinueOnError)
 	cfg.Flags(fs)
+	if spec.Flags != nil {
+		spec.Flags(fs)
+	}
 	if ok, code := parse(spec, env, "run", fs, args); !ok {
 		return code
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := validate(spec, &cfg); err != nil {
 		fmt.Fprintf(env.Stderr, "%s: invalid configuration:\n%v\n", spec.Name, err)
 		return ExitUsage
 	}
@@ -143,6 +146,15 @@ func runCmd(ctx context.Context, spec Spec, env Env, args []string) int {
 		return ExitFailure
 	}
 	return ExitOK
+}
+
+// validate checks the shared and the daemon's own configuration together.
+func validate(spec Spec, cfg *config.Common) error {
+	err := cfg.Validate()
+	if spec.Validate != nil {
+		err = errors.Join(err, spec.Validate())
+	}
+	return err
 }
 
 func statusCmd(ctx context.Context, spec Spec, env Env, args []string) int {
@@ -190,6 +202,9 @@ func cleanupCmd(ctx context.Context, spec Spec, env Env, args []string) int {
 	cfg := config.DefaultCommon(spec.Name, spec.MetricsPort, env.Hostname)
 	fs := pflag.NewFlagSet(spec.Name+" cleanup", pflag.ContinueOnError)
 	cfg.Flags(fs)
+	if spec.Flags != nil {
+		spec.Flags(fs)
+	}
 	if ok, code := parse(spec, env, "cleanup", fs, args); !ok {
 		return code
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/coord"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 )
 
@@ -19,6 +20,11 @@ type Spec struct {
 	Name string
 	// MetricsPort is the default loopback port of /metrics, /healthz, /livez.
 	MetricsPort int
+	// Flags registers the daemon's own flags for run and cleanup (nil: none);
+	// they are read from NODENET_* variables like the shared ones.
+	Flags func(fs *pflag.FlagSet)
+	// Validate checks the daemon's own flags before anything starts.
+	Validate func() error
 	// NewController builds the daemon's logic. Nil runs the bare skeleton:
 	// health, status and empty facts.
 	NewController func(Deps) (Controller, error)
