@@ -83,17 +83,18 @@ func New(spec Spec, cfg config.Common, log *zap.Logger) (*Daemon, error) {
 		d.watchers = append(d.watchers, w)
 	}
 
+	reg := metrics.NewRegistry()
+	reg.MustRegister(d.syncM.Collectors()...)
 	d.controller = idle{}
 	if spec.NewController != nil {
-		c, err := spec.NewController(Deps{Log: log, Config: cfg, Publisher: d.publisher, Peers: peers, Trigger: d.Trigger})
+		c, err := spec.NewController(Deps{Log: log, Config: cfg, Publisher: d.publisher, Peers: peers, Trigger: d.Trigger,
+			Metrics: reg, Healthy: func() bool { return d.tracker.Check().Healthy }})
 		if err != nil {
 			return nil, fmt.Errorf("build %s controller: %w", spec.Name, err)
 		}
 		d.controller = c
 	}
 
-	reg := metrics.NewRegistry()
-	reg.MustRegister(d.syncM.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	health.Register(mux, d.tracker)

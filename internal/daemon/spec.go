@@ -10,6 +10,7 @@ import (
 
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/coord"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 )
@@ -43,6 +44,10 @@ type Deps struct {
 	Peers map[string]*coord.Watcher
 	// Trigger asks for a sync; informer handlers call it (kube.OnChange).
 	Trigger func()
+	// Metrics is where the controller registers its own series.
+	Metrics prometheus.Registerer
+	// Healthy reports the daemon's health verdict (changes applied in time).
+	Healthy func() bool
 }
 
 // Controller is a daemon's logic, driven by the skeleton's runner.

@@ -1,0 +1,97 @@
+package controller
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/nodenet/nodenet/proxyd/internal/desired"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+)
+
+// byServiceIndex indexes EndpointSlices by "namespace/service-name", so a
+// sync finds a Service's slices without scanning its namespace.
+const byServiceIndex = "byService"
+
+func sliceServiceKey(obj any) ([]string, error) {
+	sl, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	name := sl.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return nil, nil
+	}
+	return []string{sl.Namespace + "/" + name}, nil
+}
+
+// resultCache keeps each Service's desired state until the Service, one of
+// its slices or the node facts change: at thousands of Services a sync only
+// recomputes what an event touched, and hands the reconciler the very same
+// objects for the rest (which lets it skip them).
+type resultCache struct {
+	entries map[types.NamespacedName]*cacheEntry
+}
+
+type cacheEntry struct {
+	svcVersion    string
+	sliceVersions []string
+	nodeGen       uint64
+	result        desired.ServiceResult
+}
+
+func newCache() *resultCache { return &resultCache{entries: map[types.NamespacedName]*cacheEntry{}} }
+
+// results returns the per-Service results in namespace/name order.
+func (c *resultCache) results(svcs []*corev1.Service, slicesOf func(ns, name string) []*discoveryv1.EndpointSlice, nodeGen uint64,
+	compute func(*corev1.Service, []*discoveryv1.EndpointSlice) desired.ServiceResult) []desired.ServiceResult {
+	svcs = slices.Clone(svcs)
+	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	out := make([]desired.ServiceResult, len(svcs))
+	seen := make(map[types.NamespacedName]bool, len(svcs))
+	for i, svc := range svcs {
+		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		seen[key] = true
+		sl := slicesOf(svc.Namespace, svc.Name)
+		versions := make([]string, len(sl))
+		for j, s := range sl {
+			versions[j] = s.Name + "@" + s.ResourceVersion
+		}
+		e := c.entries[key]
+		if e == nil || e.nodeGen != nodeGen || e.svcVersion != svc.ResourceVersion || !slices.Equal(e.sliceVersions, versions) ||
+			svc.ResourceVersion == "" {
+			e = &cacheEntry{svcVersion: svc.ResourceVersion, sliceVersions: versions, nodeGen: nodeGen, result: compute(svc, sl)}
+			c.entries[key] = e
+		}
+		out[i] = e.result
+	}
+	for key := range c.entries {
+		if !seen[key] {
+			delete(c.entries, key)
+		}
+	}
+	return out
+}
+
+// slicesFrom returns a lookup of a Service's slices, sorted by name.
+func slicesFrom(idx cache.Indexer) func(ns, name string) []*discoveryv1.EndpointSlice {
+	return func(ns, name string) []*discoveryv1.EndpointSlice {
+		objs, err := idx.ByIndex(byServiceIndex, ns+"/"+name)
+		if err != nil {
+			return nil // only an unknown index name fails
+		}
+		out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+		for _, o := range objs {
+			if sl, ok := o.(*discoveryv1.EndpointSlice); ok {
+				out = append(out, sl)
+			}
+		}
+		slices.SortFunc(out, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+		return out
+	}
+}
