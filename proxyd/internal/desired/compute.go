@@ -17,7 +17,7 @@ import (
 // Services are visited in namespace/name order, so when two claim the same
 // virtual service the first keeps it, whatever order the informer gave.
 func Compute(in Input, cfg Config) (model.State, []Problem) {
-	svcs := slices.Clone(in.Services)
+	svcs := slices.DeleteFunc(slices.Clone(in.Services), func(s *corev1.Service) bool { return s == nil })
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
@@ -41,6 +41,7 @@ func Merge(results []ServiceResult) (model.State, []Problem) {
 	var st model.State
 	var problems []Problem
 	byKey := map[model.VSKey]*model.VirtualService{}
+	hcPorts := map[uint16]types.NamespacedName{}
 	for _, r := range results {
 		problems = append(problems, r.Problems...)
 		for _, vs := range r.Services {
@@ -52,8 +53,17 @@ func Merge(results []ServiceResult) (model.State, []Problem) {
 			byKey[vs.VSKey] = vs
 			st.Services = append(st.Services, vs)
 		}
-		if r.HealthCheck != nil {
-			st.HealthChecks = append(st.HealthChecks, *r.HealthCheck)
+		// One node port answers for one Service: like a VIP, a health check
+		// port claimed twice stays with the first claimant (before, both were
+		// kept and their order was left to an unstable sort).
+		if hc := r.HealthCheck; hc != nil {
+			if prev, taken := hcPorts[hc.Port]; taken {
+				problems = append(problems, Problem{Kind: "Service", Object: hc.Service, Reason: "DuplicateHealthCheckPort",
+					Message: fmt.Sprintf("healthCheckNodePort %d is already used by %s", hc.Port, prev)})
+			} else {
+				hcPorts[hc.Port] = hc.Service
+				st.HealthChecks = append(st.HealthChecks, *hc)
+			}
 		}
 	}
 	slices.SortFunc(st.Services, func(a, b *model.VirtualService) int { return a.VSKey.Compare(b.VSKey) })
@@ -68,9 +78,38 @@ func ComputeService(svc *corev1.Service, slices_ []*discoveryv1.EndpointSlice, n
 	if cfg.DefaultScheduler == "" {
 		cfg.DefaultScheduler = "rr"
 	}
+	if svc == nil {
+		return ServiceResult{}
+	}
+	node.IPs = nodeAddrs(node.IPs)
 	c := &computation{node: node, cfg: cfg}
-	c.service(svc, slices_)
+	c.service(svc, sortedSlices(slices_))
+	// One bad endpoint is met once per Service port that uses its slice;
+	// report it once.
+	seen := map[Problem]bool{}
+	c.out.Problems = slices.DeleteFunc(c.out.Problems, func(p Problem) bool {
+		dup := seen[p]
+		seen[p] = true
+		return dup
+	})
 	return c.out
+}
+
+// nodeAddrs returns the node addresses NodePorts can be served on: valid,
+// specified, without zone, IPv4-mapped ones as IPv4, each once, sorted (so
+// that problems about them come in the same order whatever order the node
+// facts listed them in). The input is not modified.
+func nodeAddrs(in []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range in {
+		a = a.Unmap()
+		if !a.IsValid() || a.IsUnspecified() || a.Zone() != "" || slices.Contains(out, a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 type computation struct {
@@ -186,8 +225,8 @@ func (c *computation) service(svc *corev1.Service, slices_ []*discoveryv1.Endpoi
 			}
 		}
 	}
-	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && externalLocal && svc.Spec.HealthCheckNodePort > 0 {
-		if svc.Spec.HealthCheckNodePort > 65535 {
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && externalLocal && svc.Spec.HealthCheckNodePort != 0 {
+		if svc.Spec.HealthCheckNodePort < 1 || svc.Spec.HealthCheckNodePort > 65535 {
 			bad("InvalidPort", "healthCheckNodePort %d is out of range", svc.Spec.HealthCheckNodePort)
 		} else {
 			c.out.HealthCheck = &model.HealthCheck{Service: name, Port: uint16(svc.Spec.HealthCheckNodePort), LocalEndpoints: len(localReady)}
@@ -218,9 +257,37 @@ func (c *computation) addresses(svc *corev1.Service, bad func(reason, format str
 	}
 	out = append(out, cluster)
 
+	// A Service is proxied only in the IP families it has a ClusterIP in.
+	// The docs are silent; kube-proxy runs one proxier per family and each
+	// ignores a Service without a ClusterIP of its family, and drops
+	// externalIPs and (VIP-mode) load-balancer IPs of the other family
+	// ("kube-proxy does not implement IP family translation"). Before, a
+	// single-stack IPv4 Service got NodePorts on the node's IPv6 addresses
+	// (and VIPs for IPv6 externalIPs) that could never have an endpoint:
+	// virtual services that only black-hole traffic, and that routerd would
+	// announce. The families come from the ClusterIPs, else from
+	// spec.ipFamilies; with neither, nothing is filtered.
+	fams := map[bool]bool{} // by Is4
+	for _, a := range cluster.addrs {
+		fams[a.Is4()] = true
+	}
+	if len(fams) == 0 {
+		for _, f := range svc.Spec.IPFamilies {
+			fams[f == corev1.IPv4Protocol] = true
+		}
+	}
+	inFamily := func(a netip.Addr) bool { return len(fams) == 0 || fams[a.Is4()] }
+	ofFamily := func(what string, a netip.Addr) bool {
+		if inFamily(a) {
+			return true
+		}
+		bad("IPFamilyMismatch", "%s %s is not of the Service's IP families", what, a)
+		return false
+	}
+
 	external := vipSet{kind: model.ExternalIP}
 	for _, s := range svc.Spec.ExternalIPs {
-		if a, ok := parse("externalIP", s); ok {
+		if a, ok := parse("externalIP", s); ok && ofFamily("externalIP", a) {
 			external.addrs = append(external.addrs, a)
 		}
 	}
@@ -235,14 +302,14 @@ func (c *computation) addresses(svc *corev1.Service, bad func(reason, format str
 			if ing.IPMode != nil && *ing.IPMode == corev1.LoadBalancerIPModeProxy {
 				continue // the load balancer proxies to the nodes itself
 			}
-			if a, ok := parse("loadBalancer ingress IP", ing.IP); ok {
+			if a, ok := parse("loadBalancer ingress IP", ing.IP); ok && ofFamily("loadBalancer ingress IP", a) {
 				lb.addrs = append(lb.addrs, a)
 			}
 		}
 		out = append(out, lb)
 	}
 	if svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
-		out = append(out, vipSet{kind: model.NodePort, addrs: c.node.IPs})
+		out = append(out, vipSet{kind: model.NodePort, addrs: slices.DeleteFunc(slices.Clone(c.node.IPs), func(a netip.Addr) bool { return !inFamily(a) })})
 	}
 	return out
 }

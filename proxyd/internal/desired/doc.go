@@ -11,11 +11,14 @@
 //     its ipMode is Proxy: the load balancer then delivers to the nodes, not
 //     to the VIP) and, for NodePort and LoadBalancer Services, every nodePort
 //     on every node address is one virtual service per Service port.
-//     ExternalName and headless Services are not proxied.
+//     ExternalName and headless Services are not proxied. A Service is
+//     proxied only in the IP families of its ClusterIPs: no NodePort on node
+//     addresses of another family, and an externalIP or ingress IP of
+//     another family is a Problem (kube-proxy does the same, per family).
 //   - An EndpointSlice port serves a Service port when name and protocol
 //     agree; an endpoint's first address is its address; slices of the other
 //     family (and FQDN slices) are ignored; an endpoint in several slices
-//     counts once.
+//     counts once (the readiest copy).
 //   - Endpoint conditions: ready defaults to true, serving to ready,
 //     terminating to false. Only ready endpoints get new traffic; when none
 //     qualifies, serving+terminating ones are used (KEP-1669).
@@ -26,8 +29,8 @@
 //   - Topology (trafficDistribution PreferClose/PreferSameZone/PreferSameNode,
 //     or the topology-mode annotation Auto): among ready endpoints, prefer the
 //     ones hinted for this node (PreferSameNode) or its zone, but only when
-//     every ready endpoint carries zone hints and some hint names this zone;
-//     otherwise use all of them. Policy Local wins over topology.
+//     every ready endpoint carries such hints and some hint names this node
+//     or zone; otherwise use all of them. Policy Local wins over topology.
 //   - sessionAffinity ClientIP makes the virtual service persistent for
 //     sessionAffinityConfig.clientIP.timeoutSeconds (default 10800).
 //   - loadBalancerSourceRanges (or the older annotation) restrict who may

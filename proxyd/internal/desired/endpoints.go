@@ -3,6 +3,7 @@ package desired
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -21,6 +22,37 @@ type endpoint struct {
 }
 
 func (e endpoint) servingTerminating() bool { return e.serving && e.terminating }
+
+// usability ranks two copies of one endpoint: ready, then serving, then
+// neither.
+func (e endpoint) usability() int {
+	switch {
+	case e.ready:
+		return 2
+	case e.serving:
+		return 1
+	}
+	return 0
+}
+
+// sortedSlices returns the slices (nil ones dropped) in namespace/name order,
+// so that nothing computed from them depends on the order the informer
+// listed them in. The input is not modified.
+func sortedSlices(in []*discoveryv1.EndpointSlice) []*discoveryv1.EndpointSlice {
+	out := make([]*discoveryv1.EndpointSlice, 0, len(in))
+	for _, sl := range in {
+		if sl != nil {
+			out = append(out, sl)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *discoveryv1.EndpointSlice) int {
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
 
 // portEndpoints collects the endpoints serving Service port sp in family
 // (IPv4 or IPv6) from the Service's slices. It reports malformed endpoint
@@ -42,7 +74,10 @@ func portEndpoints(sp corev1.ServicePort, proto corev1.Protocol, family discover
 			}
 			// Addresses are fungible; like every proxy, use the first.
 			a, err := netip.ParseAddr(ep.Addresses[0])
-			if err != nil || a.Zone() != "" || (family == discoveryv1.AddressTypeIPv4) != a.Is4() {
+			// An IPv4-mapped IPv6 address is not an IPv6 address either: the
+			// API server's EndpointSlice validation rejects it in an IPv6
+			// slice (it checks To4() == nil), and IPVS cannot NAT to it.
+			if err != nil || a.Zone() != "" || a.Is4In6() || (family == discoveryv1.AddressTypeIPv4) != a.Is4() {
 				bad(sl, "endpoint address "+ep.Addresses[0]+" is not an "+string(family)+" address")
 				continue
 			}
@@ -62,9 +97,14 @@ func portEndpoints(sp corev1.ServicePort, proto corev1.Protocol, family discover
 				}
 			}
 			// The same endpoint can sit in two slices while the controller
-			// moves it; the readier copy counts.
+			// moves it (EndpointSlice docs, "Duplicate endpoints": consumers
+			// merge all of a Service's slices into unique endpoints); the
+			// readier copy counts. Ready beats serving-terminating beats neither (before,
+			// only ready was compared, so which of two non-ready copies won
+			// depended on slice order); equal copies: the first slice by
+			// name, see sortedSlices.
 			if i, dup := byAddr[e.addr]; dup {
-				if !out[i].ready && e.ready {
+				if e.usability() > out[i].usability() {
 					out[i] = e
 				}
 				continue
@@ -156,7 +196,13 @@ func preferTopology(ready []endpoint, mode topologyMode, node Node) []endpoint {
 		return ready
 	}
 	if mode == topologySameNode {
-		if same := filter(ready, func(e endpoint) bool { return slices.Contains(e.nodes, node.Name) }); len(same) > 0 {
+		// Node hints, like zone hints below, are all or nothing: they count
+		// only when every ready endpoint carries one (kube-proxy's
+		// topologyModeFromHints; KEP-3015 has the controller hint every
+		// endpoint). Before, one endpoint hinted for this node captured all
+		// traffic even when others had no node hint at all.
+		allHinted := !slices.ContainsFunc(ready, func(e endpoint) bool { return len(e.nodes) == 0 })
+		if same := filter(ready, func(e endpoint) bool { return slices.Contains(e.nodes, node.Name) }); allHinted && len(same) > 0 {
 			return same
 		}
 	}
