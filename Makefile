@@ -41,7 +41,7 @@ vm-assets: ## Fetch Debian's kernel and build the VM's initramfs (once; cached o
 
 .PHONY: test-kernel
 test-kernel: cni-plugins ## Root tests on the host kernel, in throwaway network namespaces.
-	$(GOTEST) -tags kernel -count=1 ./test/netns/...
+	$(GOTEST) -tags kernel -count=1 ./test/netns/... ./proxyd/...
 
 .PHONY: vmexec
 vmexec: ## Build the VM runner used as `go test -exec`.
@@ -50,7 +50,7 @@ vmexec: ## Build the VM runner used as `go test -exec`.
 .PHONY: test-vm
 # The netns topology runs here too: Debian's kernel has SCTP, the host's not.
 test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP, inside a VM booting Debian's kernel.
-	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/...
+	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/...
 
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, kube-controller-manager and etcd once (cached outside the repo).
