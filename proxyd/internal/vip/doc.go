@@ -6,16 +6,17 @@
 // delivers to itself: every ClusterIP, ExternalIP and LoadBalancer IP must
 // be local. kube-proxy (IPVS mode) and kube-router make each VIP an address
 // of one dummy link; the kernel keeps a link's IPv4 addresses in a list it
-// walks on every insert, so that costs quadratic time (measured: 10k
-// addresses 2.5 s, 30k 25.7 s). proxyd adds one local route per VIP instead,
-// the same route the kernel makes for an address but without the address:
+// walks on every insert, so that costs quadratic time (BenchmarkAddresses:
+// 1k 35 ms, 10k 1.5 s, 30k 17 s on lo here; in the VM, on a dummy link,
+// 0.5 s, 14 s, 142 s). proxyd adds one local route per VIP instead, the
+// same route the kernel makes for an address but without the address:
 //
 //	local 198.19.0.10 dev lo table local proto 79 scope host metric 79
 //	local 2001:db8:19::10 dev lo table local proto 79 metric 79
 //
 // The local table is a trie (IPv4) or radix tree (IPv6), so each insert
-// costs the same at 30k routes as at one (see the benchmarks in
-// bench_kernel_test.go). A packet to the VIP, from a pod, from the node, or
+// costs the same at 30k routes as at 1k (BenchmarkLocalRoutes: ≈3.4 µs a
+// VIP in batches, 30k in 0.1 s). A packet to the VIP, from a pod, from the node, or
 // routed to the node, is delivered locally; IPVS takes it from there. The
 // metric and the protocol number are RouteMetric and RouteProtocol, whose
 // comments say why.
