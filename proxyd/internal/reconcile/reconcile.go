@@ -26,15 +26,9 @@ import (
 
 	"github.com/nodenet/nodenet/proxyd/internal/ipvs"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
+	"github.com/nodenet/nodenet/proxyd/internal/vip"
 	"k8s.io/utils/clock"
 )
-
-// Routes is the VIP delivery port (package vip).
-type Routes interface {
-	List() ([]netip.Addr, error)
-	Add(netip.Addr) error
-	Delete(netip.Addr) error
-}
 
 // Config tunes a Reconciler.
 type Config struct {
@@ -53,7 +47,7 @@ type Config struct {
 type Reconciler struct {
 	cfg    Config
 	ipvs   ipvs.Interface
-	routes Routes
+	routes vip.Interface
 
 	// kernel is what proxyd believes the kernel holds of what it owns,
 	// refreshed by every full sync and kept up to date by every write.
@@ -79,7 +73,7 @@ type destRef struct {
 }
 
 // New returns a reconciler over the IPVS and route ports.
-func New(cfg Config, ipvsIf ipvs.Interface, routes Routes) *Reconciler {
+func New(cfg Config, ipvsIf ipvs.Interface, routes vip.Interface) *Reconciler {
 	if cfg.NodePortMin == 0 && cfg.NodePortMax == 0 {
 		cfg.NodePortMin, cfg.NodePortMax = 30000, 32767
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodenet/nodenet/proxyd/internal/ipvs"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
+	"github.com/nodenet/nodenet/proxyd/internal/vip"
 )
 
 // drainRecheck is how often draining real servers are looked at again.
@@ -44,16 +45,24 @@ func (r *Reconciler) Sync(desired model.State, nodeIPs []netip.Addr, full bool) 
 	}
 
 	// Routes first: they record ownership before the virtual service exists.
+	var add []netip.Addr
 	for _, a := range sortedAddrs(wantVIPs) {
-		if r.vips[a] {
-			continue
+		if !r.vips[a] {
+			add = append(add, a)
 		}
-		if err := r.routes.Add(a); err != nil {
-			note(fmt.Errorf("add VIP route %s: %w", a, err))
-			continue
+	}
+	if len(add) > 0 {
+		err := r.routes.AddAll(add)
+		failed := addrSet(vip.FailedVIPs(err))
+		for _, a := range add {
+			if !failed[a] {
+				r.vips[a] = true
+				res.Writes++
+			}
 		}
-		r.vips[a] = true
-		res.Writes++
+		if err != nil {
+			note(fmt.Errorf("add VIP routes: %w", err))
+		}
 	}
 
 	for _, vs := range desired.Services {
@@ -94,16 +103,24 @@ func (r *Reconciler) Sync(desired model.State, nodeIPs []netip.Addr, full bool) 
 	note(r.drain(&res))
 
 	// Routes last: a VIP route goes only after its virtual services.
+	var del []netip.Addr
 	for _, a := range sortedAddrs(r.vips) {
-		if wantVIPs[a] {
-			continue
+		if !wantVIPs[a] {
+			del = append(del, a)
 		}
-		if err := r.routes.Delete(a); err != nil {
-			note(fmt.Errorf("delete VIP route %s: %w", a, err))
-			continue
+	}
+	if len(del) > 0 {
+		err := r.routes.DeleteAll(del)
+		failed := addrSet(vip.FailedVIPs(err))
+		for _, a := range del {
+			if !failed[a] {
+				delete(r.vips, a)
+				res.Writes++
+			}
 		}
-		delete(r.vips, a)
-		res.Writes++
+		if err != nil {
+			note(fmt.Errorf("delete VIP routes: %w", err))
+		}
 	}
 
 	res.Draining = len(r.draining)
@@ -216,7 +233,6 @@ func (r *Reconciler) applyVS(vs *model.VirtualService, res *Result) error {
 		if wanted[dk] {
 			continue
 		}
-		kd := k.dests[dk]
 		ref := destRef{vs.VSKey, dk}
 		switch {
 		case vs.Proto == model.UDP:
@@ -226,15 +242,10 @@ func (r *Reconciler) applyVS(vs *model.VirtualService, res *Result) error {
 			res.Writes++
 			delete(k.dests, dk)
 			res.RemovedUDP = append(res.RemovedUDP, RemovedDest{VS: vs.VSKey, Dest: dk})
-		case kd.Weight != 0:
-			kd.Weight = 0
-			if err := r.ipvs.UpdateDest(vs.VSKey, kd); err != nil {
-				return fmt.Errorf("drain real server %s of %s: %w", dk, vs.VSKey, err)
-			}
-			res.Writes++
-			k.dests[dk] = kd
-			r.draining[ref] = r.cfg.Clock.Now()
 		default:
+			// Drained by drain(), which reads the connections first: an
+			// idle real server is deleted outright, a busy one set to
+			// weight 0.
 			if _, ok := r.draining[ref]; !ok {
 				r.draining[ref] = r.cfg.Clock.Now()
 			}
@@ -265,17 +276,27 @@ func (r *Reconciler) drain(res *Result) error {
 			errs = append(errs, fmt.Errorf("read connections of %s: %w", key, err))
 			continue
 		}
-		conns := map[model.DestKey]uint32{}
+		byKey := make(map[model.DestKey]ipvs.Dest, len(live))
 		for _, d := range live {
-			conns[d.DestKey] = d.ActiveConns + d.InactiveConns
+			byKey[d.DestKey] = d
 		}
 		for _, dk := range byVS[key] {
 			ref := destRef{key, dk}
-			n, present := conns[dk]
-			if present && n > 0 && now.Sub(r.draining[ref]) < r.cfg.DrainTimeout {
+			d, present := byKey[dk]
+			busy := present && d.ActiveConns+d.InactiveConns > 0 && now.Sub(r.draining[ref]) < r.cfg.DrainTimeout
+			switch {
+			case busy && d.Weight == 0:
 				continue
-			}
-			if present {
+			case busy:
+				d.Weight = 0
+				if err := r.ipvs.UpdateDest(key, d); err != nil {
+					errs = append(errs, fmt.Errorf("drain real server %s of %s: %w", dk, key, err))
+					continue
+				}
+				res.Writes++
+				k.dests[dk] = d
+				continue
+			case present:
 				if err := r.ipvs.DeleteDest(key, dk); err != nil && !errors.Is(err, ipvs.ErrNotFound) {
 					errs = append(errs, fmt.Errorf("remove drained real server %s from %s: %w", dk, key, err))
 					continue
@@ -305,6 +326,14 @@ func sortedDestKeys(m map[model.DestKey]ipvs.Dest) []model.DestKey {
 	}
 	slices.SortFunc(keys, model.DestKey.Compare)
 	return keys
+}
+
+func addrSet(addrs []netip.Addr) map[netip.Addr]bool {
+	m := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		m[a] = true
+	}
+	return m
 }
 
 func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
