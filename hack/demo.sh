@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The local demo. Today it runs the three daemons of one node on this
-# machine, in a temporary run dir, and shows `status` every few seconds until
-# Ctrl-C. (The demo cluster of issue 8 — real control plane, nodes and pods
-# as network namespaces — replaces this when it lands.)
+# The local demo. Today it runs the daemon skeleton of one node (sockets,
+# health, status, facts: test/cmd/skeletond under the three daemon names) on
+# this machine, in a temporary run dir, and shows `status` every few seconds
+# until Ctrl-C. proxyd itself needs IPVS and an API server, which the demo
+# cluster of issue 8 (real control plane, nodes and pods as network
+# namespaces in the VM) brings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=_output/bin
+bin=_output/bin/skeleton
+mkdir -p "$bin"
+go build -o "$bin/skeletond" ./test/cmd/skeletond
+for d in routerd proxyd firewalld; do ln -f "$bin/skeletond" "$bin/$d"; done
 run_dir=$(mktemp -d /tmp/nodenet-demo.XXXXXX)
 pids=()
 cleanup() {

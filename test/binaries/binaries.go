@@ -61,6 +61,33 @@ func build(dir string) (map[string]string, error) {
 	return paths, nil
 }
 
+// Skeletons builds test/cmd/skeletond once into dir and links it there
+// under the three daemon names: the shared skeleton as real processes,
+// without any datapath.
+func Skeletons(dir string) (map[string]string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "skeletond")
+	cmd := exec.Command("go", "build", "-o", bin, "-ldflags",
+		"-X github.com/nodenet/nodenet/internal/version.Version="+TestVersion+" -X github.com/nodenet/nodenet/internal/version.Commit=e2e",
+		"./test/cmd/skeletond")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	paths := map[string]string{}
+	for _, d := range Daemons() {
+		p := filepath.Join(dir, d)
+		if err := os.Link(bin, p); err != nil && !os.IsExist(err) {
+			return nil, err
+		}
+		paths[d] = p
+	}
+	return paths, nil
+}
+
 // RepoRoot is the directory of go.work above the working directory.
 func RepoRoot() (string, error) {
 	dir, err := os.Getwd()

@@ -1,6 +1,8 @@
-// Package skeleton tests the three daemon binaries as processes on one node:
-// their sockets, `status`, signals, and what a restart or a crash of one of
-// them does to the others. Everything runs in a fresh temporary run dir;
+// Package skeleton tests the daemon skeleton (test/cmd/skeletond, linked
+// as routerd, proxyd and firewalld) as three processes on one node: their
+// sockets, `status`, signals, and what a restart or a crash of one of them
+// does to the others. The real daemons share all of it; their datapaths are
+// tested by their own end-to-end tests. Everything runs in a fresh temporary run dir;
 // metrics listen on 127.0.0.1:0; nothing else on the machine is touched.
 package skeleton
 
@@ -19,14 +21,15 @@ import (
 	"github.com/nodenet/nodenet/test/binaries"
 )
 
-var bins binaries.Set
+// skeletons are the paths of the three linked skeleton binaries.
+var skeletons map[string]string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "nodenet-bin")
 	if err != nil {
 		panic(err)
 	}
-	if _, err := bins.Paths(dir); err != nil {
+	if skeletons, err = binaries.Skeletons(dir); err != nil {
 		_ = os.RemoveAll(dir)
 		panic(err)
 	}
@@ -44,7 +47,7 @@ type node struct {
 }
 
 func newNode(t *testing.T) *node {
-	paths, _ := bins.Paths("")
+	paths := skeletons
 	runDir, err := os.MkdirTemp("", "nn")
 	if err != nil {
 		t.Fatal(err)

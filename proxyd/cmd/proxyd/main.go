@@ -7,8 +7,9 @@ import (
 	"os"
 
 	"github.com/nodenet/nodenet/internal/daemon"
+	"github.com/nodenet/nodenet/proxyd/internal/app"
 )
 
 func main() {
-	os.Exit(daemon.Main(daemon.Spec{Name: "proxyd", MetricsPort: 10281}, daemon.OSEnv()))
+	os.Exit(daemon.Main(app.Spec(), daemon.OSEnv()))
 }

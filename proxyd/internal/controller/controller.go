@@ -33,9 +33,10 @@ import (
 // like kube-proxy, proxyd leaves them alone.
 const serviceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
 
-// Masquerade applies proxyd's nftables table for a desired state.
+// Masquerade applies proxyd's nftables table for a desired state; full
+// re-reads the kernel first.
 type Masquerade interface {
-	Apply(state model.State, podCIDRs []netip.Prefix) (writes int, err error)
+	Apply(state model.State, podCIDRs []netip.Prefix, full bool) (writes int, err error)
 }
 
 // HealthChecks serves the healthCheckNodePorts.
@@ -143,7 +144,7 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	res, err := c.kernel.Reconciler.Sync(state, node.IPs, full)
 	errs = append(errs, err)
 	if c.kernel.Masquerade != nil {
-		_, err := c.kernel.Masquerade.Apply(state, node.PodCIDRs)
+		_, err := c.kernel.Masquerade.Apply(state, node.PodCIDRs, full)
 		errs = append(errs, err)
 	}
 	if len(res.RemovedUDP) > 0 && c.kernel.Conntrack != nil {

@@ -1,0 +1,134 @@
+// Package app assembles proxyd from its parts: the daemon skeleton's Spec
+// with proxyd's flags, controller, kernel adapters and cleanup.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/nodenet/nodenet/internal/config"
+	"github.com/nodenet/nodenet/internal/daemon"
+	"github.com/nodenet/nodenet/internal/kube"
+	"github.com/nodenet/nodenet/internal/version"
+	"github.com/nodenet/nodenet/proxyd/internal/conntrack"
+	"github.com/nodenet/nodenet/proxyd/internal/controller"
+	"github.com/nodenet/nodenet/proxyd/internal/healthcheck"
+	"github.com/nodenet/nodenet/proxyd/internal/ipvs"
+	"github.com/nodenet/nodenet/proxyd/internal/model"
+	"github.com/nodenet/nodenet/proxyd/internal/nft"
+	"github.com/nodenet/nodenet/proxyd/internal/reconcile"
+	"github.com/nodenet/nodenet/proxyd/internal/sysctl"
+	"github.com/nodenet/nodenet/proxyd/internal/vip"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+)
+
+// Spec is proxyd's daemon.Spec.
+func Spec() daemon.Spec {
+	cfg := controller.DefaultConfig()
+	return daemon.Spec{
+		Name:          "proxyd",
+		MetricsPort:   10281,
+		Flags:         cfg.Flags,
+		Validate:      cfg.Validate,
+		NewController: func(deps daemon.Deps) (daemon.Controller, error) { return newController(deps, cfg) },
+		Cleanup:       func(ctx context.Context, log *zap.Logger, _ config.Common) error { return cleanup(log, cfg) },
+	}
+}
+
+// kernel opens proxyd's kernel adapters in the current network namespace.
+func kernel(cfg controller.Config) (*reconcile.Reconciler, *nft.Table, func(), error) {
+	ipvsK, err := ipvs.NewKernel()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	routes, err := vip.NewKernel(netns.None())
+	if err != nil {
+		_ = ipvsK.Close()
+		return nil, nil, nil, err
+	}
+	rec := reconcile.New(reconcile.Config{NodePortMin: cfg.NodePortMin, NodePortMax: cfg.NodePortMax, DrainTimeout: cfg.DrainTimeout}, ipvsK, routes)
+	closeAll := func() {
+		_ = ipvsK.Close()
+		_ = routes.Close()
+	}
+	return rec, nft.New(nft.Config{}), closeAll, nil
+}
+
+func newController(deps daemon.Deps, cfg controller.Config) (daemon.Controller, error) {
+	if _, err := (sysctl.Sysctl{}).Apply(sysctl.Required()); err != nil {
+		return nil, fmt.Errorf("kernel settings: %w", err)
+	}
+	rec, table, _, err := kernel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	restCfg, err := kube.RESTConfig(deps.Config.Kubeconfig, "proxyd/"+version.Get().Version)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kube.NewClient(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	handle, err := netlink.NewHandle()
+	if err != nil {
+		return nil, err
+	}
+	return controller.New(deps, cfg, client, controller.Kernel{
+		Reconciler:   rec,
+		Masquerade:   masquerade{table},
+		Conntrack:    &conntrack.Netlink{Handle: handle},
+		HealthChecks: healthcheck.New(deps.Log, healthcheck.ListenAll, deps.Healthy),
+	}, eventRecorder(client, deps.Config.NodeName)), nil
+}
+
+func eventRecorder(client kubernetes.Interface, node string) controller.EventRecorder {
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "proxyd", Host: node})
+}
+
+// masquerade adapts the nft table to the controller.
+type masquerade struct{ t *nft.Table }
+
+func (m masquerade) Apply(state model.State, podCIDRs []netip.Prefix, full bool) (int, error) {
+	if full {
+		m.t.Invalidate()
+	}
+	res, err := m.t.Apply(nft.Build(state, podCIDRs))
+	return res.Writes, err
+}
+
+// cleanup removes exactly what proxyd owns: a sync to the empty state
+// deletes its virtual services and VIP routes (and nothing it does not own),
+// then its nftables table goes.
+func cleanup(log *zap.Logger, cfg controller.Config) error {
+	rec, table, closeAll, err := kernel(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	// NodePort services sit on node addresses: every local address counts.
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list the node's addresses: %w", err)
+	}
+	var nodeIPs []netip.Addr
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			nodeIPs = append(nodeIPs, ip.Unmap())
+		}
+	}
+	res, err := rec.Sync(model.State{}, nodeIPs, true)
+	log.Info("removed proxyd's IPVS services and VIP routes", zap.Int("writes", res.Writes))
+	return errors.Join(err, table.Delete())
+}
