@@ -52,6 +52,12 @@ vmexec: ## Build the VM runner used as `go test -exec`.
 test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP, inside a VM booting Debian's kernel.
 	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/...
 
+.PHONY: bench
+bench: vm-assets vmexec ## Benchmarks at cluster scale: numbers are printed, never asserted (kernel parts need root).
+	$(GOTEST) -run '^$$' -bench . -benchtime 3x ./proxyd/internal/controller/ ./proxyd/internal/nft/
+	$(GOTEST) -tags kernel -run '^$$' -bench . -benchtime 1x ./proxyd/internal/vip/ ./proxyd/internal/nft/
+	$(GOTEST) -tags vm -exec $(BIN)/vmexec -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxyd/internal/ipvs/
+
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, kube-controller-manager and etcd once (cached outside the repo).
 	./hack/build-controlplane.sh >/dev/null

@@ -118,6 +118,30 @@ func (p *Publisher) SetVIPs(vips []*nodev1.ServiceVIP) {
 	p.publishLocked(change)
 }
 
+// UpdateVIPs publishes a change to some VIPs: set adds or replaces, deleted
+// removes. Unlike SetVIPs it costs in proportion to the change, not to all
+// VIPs, for a proxy that knows what it changed. VIPs that end up as they
+// were are not sent.
+func (p *Publisher) UpdateVIPs(set []*nodev1.ServiceVIP, deleted []VIPKey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	change := &nodev1.WatchResponse{}
+	for _, v := range set {
+		if old, ok := p.facts.VIPs[KeyOf(v)]; !ok || !proto.Equal(old, v) {
+			change.VipsSet = append(change.VipsSet, proto.CloneOf(v))
+		}
+	}
+	for _, k := range deleted {
+		if _, ok := p.facts.VIPs[k]; ok {
+			change.VipsDeleted = append(change.VipsDeleted, k.proto())
+		}
+	}
+	if len(change.VipsSet) == 0 && len(change.VipsDeleted) == 0 {
+		return
+	}
+	p.publishLocked(change)
+}
+
 // publishLocked applies change as the next generation and queues it for
 // every watcher.
 func (p *Publisher) publishLocked(change *nodev1.WatchResponse) {

@@ -293,3 +293,25 @@ func TestPublisherSlowWatcherGetsSnapshot(t *testing.T) {
 	}
 	assertFacts(t, fastView, p.Facts())
 }
+
+func TestPublisherUpdateVIPs(t *testing.T) {
+	p := NewPublisher(zap.NewNop(), "proxyd", "inc-1")
+	a := &nodev1.ServiceVIP{Key: &nodev1.ServiceVIPKey{Ip: "198.19.0.10", Port: 80, Protocol: nodev1.Protocol_PROTOCOL_TCP}, Service: "default/web"}
+	b := &nodev1.ServiceVIP{Key: &nodev1.ServiceVIPKey{Ip: "198.19.0.11", Port: 53, Protocol: nodev1.Protocol_PROTOCOL_UDP}, Service: "default/dns"}
+	p.UpdateVIPs([]*nodev1.ServiceVIP{a, b}, nil)
+	if f := p.Facts(); f.Generation != 1 || len(f.VIPs) != 2 {
+		t.Fatalf("after adding: %+v", f)
+	}
+	// Unchanged VIPs and deletions of unknown keys publish nothing.
+	p.UpdateVIPs([]*nodev1.ServiceVIP{proto.CloneOf(a)}, []VIPKey{{IP: "198.19.9.9", Port: 1, Protocol: nodev1.Protocol_PROTOCOL_TCP}})
+	if f := p.Facts(); f.Generation != 1 {
+		t.Fatalf("a no-op update bumped the generation to %d", f.Generation)
+	}
+	a2 := proto.CloneOf(a)
+	a2.LocalEndpoints = true
+	p.UpdateVIPs([]*nodev1.ServiceVIP{a2}, []VIPKey{KeyOf(b)})
+	f := p.Facts()
+	if f.Generation != 2 || len(f.VIPs) != 1 || !f.VIPs[KeyOf(a)].GetLocalEndpoints() {
+		t.Fatalf("after the change: %+v", f)
+	}
+}

@@ -52,6 +52,10 @@ type Options struct {
 	// Everything a control plane stores dies with it, so a graceful
 	// shutdown buys a test nothing but time (the apiserver's takes 1-4 s).
 	StopGrace time.Duration
+	// ServingIPs are more addresses the apiserver's serving certificate
+	// names, besides loopback and the kubernetes Service's IP: addresses
+	// clients reach it at through a forward, such as a VM's (vm.ForwardAddr).
+	ServingIPs []net.IP
 }
 
 // ControlPlane is a running etcd, kube-apiserver and kube-controller-manager.
@@ -118,7 +122,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 
 func (cp *ControlPlane) start(ctx context.Context) error {
 	var err error
-	if cp.pki, err = newPKI(cp.Dir, kubernetesServiceIP()); err != nil {
+	if cp.pki, err = newPKI(cp.Dir, append([]net.IP{kubernetesServiceIP()}, cp.opts.ServingIPs...)...); err != nil {
 		return fmt.Errorf("keys and certificates: %w", err)
 	}
 	if cp.tokens, err = newTokens(); err != nil {

@@ -19,8 +19,16 @@ const logDumpLimit = 256 << 10
 // When t fails, the end of every process's log goes to t.Log.
 func StartForTest(t testing.TB) *ControlPlane {
 	t.Helper()
+	return StartForTestWith(t, Options{})
+}
+
+// StartForTestWith is StartForTest with options (e.g. ServingIPs). Dir and
+// Build are the test's: a directory of t's own, and whether CI is set.
+func StartForTestWith(t testing.TB, opts Options) *ControlPlane {
+	t.Helper()
 	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	cp, err := Start(t.Context(), Options{Dir: t.TempDir(), Build: ci})
+	opts.Dir, opts.Build = t.TempDir(), ci
+	cp, err := Start(t.Context(), opts)
 	if errors.Is(err, ErrBinariesMissing) {
 		t.Skipf("%v", err)
 	}

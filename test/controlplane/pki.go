@@ -30,10 +30,11 @@ type pki struct {
 // key is soon useless.
 const certValidity = 24 * time.Hour
 
-// newPKI generates a CA, a serving certificate for loopback and the names
-// in-cluster clients use (the kubernetes Service's first IP included), and a
-// service-account signing key, and writes them under dir.
-func newPKI(dir string, serviceIP net.IP) (*pki, error) {
+// newPKI generates a CA, a serving certificate for loopback, the names
+// in-cluster clients use and the addresses in ips (the kubernetes Service's
+// first IP, forwards' addresses), and a service-account signing key, and
+// writes them under dir.
+func newPKI(dir string, ips ...net.IP) (*pki, error) {
 	p := &pki{
 		caFile:    filepath.Join(dir, "ca.crt"),
 		certFile:  filepath.Join(dir, "serving.crt"),
@@ -77,7 +78,7 @@ func newPKI(dir string, serviceIP net.IP) (*pki, error) {
 		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP},
+		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...),
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
 	}

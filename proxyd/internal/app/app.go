@@ -44,8 +44,9 @@ func Spec() daemon.Spec {
 	}
 }
 
-// kernel opens proxyd's kernel adapters in the current network namespace.
-func kernel(cfg controller.Config) (*reconcile.Reconciler, *nft.Table, func(), error) {
+// kernel opens proxyd's kernel adapters in the current network namespace;
+// writes, when not nil, counts what they write.
+func kernel(cfg controller.Config, writes *kernelWrites) (*reconcile.Reconciler, *nft.Table, func(), error) {
 	ipvsK, err := ipvs.NewKernel()
 	if err != nil {
 		return nil, nil, nil, err
@@ -55,7 +56,12 @@ func kernel(cfg controller.Config) (*reconcile.Reconciler, *nft.Table, func(), e
 		_ = ipvsK.Close()
 		return nil, nil, nil, err
 	}
-	rec := reconcile.New(reconcile.Config{NodePortMin: cfg.NodePortMin, NodePortMax: cfg.NodePortMax, DrainTimeout: cfg.DrainTimeout}, ipvsK, routes)
+	var ipvsIf ipvs.Interface = ipvsK
+	var routesIf vip.Interface = routes
+	if writes != nil {
+		ipvsIf, routesIf = countingIPVS{ipvsK, writes}, countingRoutes{routes, writes}
+	}
+	rec := reconcile.New(reconcile.Config{NodePortMin: cfg.NodePortMin, NodePortMax: cfg.NodePortMax, DrainTimeout: cfg.DrainTimeout}, ipvsIf, routesIf)
 	closeAll := func() {
 		_ = ipvsK.Close()
 		_ = routes.Close()
@@ -64,10 +70,13 @@ func kernel(cfg controller.Config) (*reconcile.Reconciler, *nft.Table, func(), e
 }
 
 func newController(deps daemon.Deps, cfg controller.Config) (daemon.Controller, error) {
-	if _, err := (sysctl.Sysctl{}).Apply(sysctl.Required()); err != nil {
+	writes := newKernelWrites(deps.Metrics)
+	n, err := (sysctl.Sysctl{}).Apply(sysctl.Required())
+	writes.add(writesSysctl, n)
+	if err != nil {
 		return nil, fmt.Errorf("kernel settings: %w", err)
 	}
-	rec, table, _, err := kernel(cfg)
+	rec, table, _, err := kernel(cfg, writes)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +94,8 @@ func newController(deps daemon.Deps, cfg controller.Config) (daemon.Controller, 
 	}
 	return controller.New(deps, cfg, client, controller.Kernel{
 		Reconciler:   rec,
-		Masquerade:   masquerade{table},
-		Conntrack:    &conntrack.Netlink{Handle: handle},
+		Masquerade:   masquerade{table, writes},
+		Conntrack:    countingConntrack{&conntrack.Netlink{Handle: handle}, writes},
 		HealthChecks: healthcheck.New(deps.Log, healthcheck.ListenAll, deps.Healthy),
 	}, eventRecorder(client, deps.Config.NodeName)), nil
 }
@@ -98,13 +107,17 @@ func eventRecorder(client kubernetes.Interface, node string) controller.EventRec
 }
 
 // masquerade adapts the nft table to the controller.
-type masquerade struct{ t *nft.Table }
+type masquerade struct {
+	t      *nft.Table
+	writes *kernelWrites
+}
 
 func (m masquerade) Apply(state model.State, podCIDRs []netip.Prefix, full bool) (int, error) {
 	if full {
 		m.t.Invalidate()
 	}
 	res, err := m.t.Apply(nft.Build(state, podCIDRs))
+	m.writes.add(writesNFTables, res.Writes)
 	return res.Writes, err
 }
 
@@ -112,7 +125,7 @@ func (m masquerade) Apply(state model.State, podCIDRs []netip.Prefix, full bool)
 // deletes its virtual services and VIP routes (and nothing it does not own),
 // then its nftables table goes.
 func cleanup(log *zap.Logger, cfg controller.Config) error {
-	rec, table, closeAll, err := kernel(cfg)
+	rec, table, closeAll, err := kernel(cfg, nil)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 
@@ -45,37 +44,34 @@ type cacheEntry struct {
 
 func newCache() *resultCache { return &resultCache{entries: map[types.NamespacedName]*cacheEntry{}} }
 
-// results returns the per-Service results in namespace/name order.
-func (c *resultCache) results(svcs []*corev1.Service, slicesOf func(ns, name string) []*discoveryv1.EndpointSlice, nodeGen uint64,
-	compute func(*corev1.Service, []*discoveryv1.EndpointSlice) desired.ServiceResult) []desired.ServiceResult {
-	svcs = slices.Clone(svcs)
-	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
-	})
-	out := make([]desired.ServiceResult, len(svcs))
-	seen := make(map[types.NamespacedName]bool, len(svcs))
-	for i, svc := range svcs {
-		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
-		seen[key] = true
-		sl := slicesOf(svc.Namespace, svc.Name)
-		versions := make([]string, len(sl))
-		for j, s := range sl {
-			versions[j] = s.Name + "@" + s.ResourceVersion
-		}
-		e := c.entries[key]
-		if e == nil || e.nodeGen != nodeGen || e.svcVersion != svc.ResourceVersion || !slices.Equal(e.sliceVersions, versions) ||
-			svc.ResourceVersion == "" {
-			e = &cacheEntry{svcVersion: svc.ResourceVersion, sliceVersions: versions, nodeGen: nodeGen, result: compute(svc, sl)}
-			c.entries[key] = e
-		}
-		out[i] = e.result
+// result returns the Service's result, computing it only when the Service,
+// its slices or the node facts changed since it was cached.
+func (c *resultCache) result(svc *corev1.Service, sl []*discoveryv1.EndpointSlice, nodeGen uint64,
+	compute func(*corev1.Service, []*discoveryv1.EndpointSlice) desired.ServiceResult) desired.ServiceResult {
+	key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	versions := make([]string, len(sl))
+	for j, s := range sl {
+		versions[j] = s.Name + "@" + s.ResourceVersion
 	}
+	e := c.entries[key]
+	if e == nil || e.nodeGen != nodeGen || e.svcVersion != svc.ResourceVersion || !slices.Equal(e.sliceVersions, versions) ||
+		svc.ResourceVersion == "" {
+		e = &cacheEntry{svcVersion: svc.ResourceVersion, sliceVersions: versions, nodeGen: nodeGen, result: compute(svc, sl)}
+		c.entries[key] = e
+	}
+	return e.result
+}
+
+// forget drops a Service that is gone.
+func (c *resultCache) forget(key types.NamespacedName) { delete(c.entries, key) }
+
+// retain drops every Service not in keep.
+func (c *resultCache) retain(keep map[types.NamespacedName]bool) {
 	for key := range c.entries {
-		if !seen[key] {
+		if !keep[key] {
 			delete(c.entries, key)
 		}
 	}
-	return out
 }
 
 // slicesFrom returns a lookup of a Service's slices, sorted by name.

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -62,12 +63,17 @@ type Controller struct {
 	svcs         corelisters.ServiceLister
 	slicesOf     func(ns, name string) []*discoveryv1.EndpointSlice
 	sliceIndexer cache.Indexer
+	// svcStore and nodeStore are the informers' caches (tests fill them).
+	svcStore, nodeStore cache.Store
 	nodes        corelisters.NodeLister
 	cache        *resultCache
+	store        *store
+	dirty        *dirtySet
 	problems     *problemReporter
 
-	lastNode nodeFacts
-	nodeGen  uint64
+	lastNode   nodeFacts
+	nodeGen    uint64
+	publishAll bool
 
 	mu     sync.Mutex
 	counts map[string]uint64
@@ -79,7 +85,7 @@ var _ daemon.Controller = (*Controller)(nil)
 // New wires a controller; nothing runs before Start. events records the
 // problems on the objects (nil: logged and counted only).
 func New(deps daemon.Deps, cfg Config, client kubernetes.Interface, k Kernel, events EventRecorder) *Controller {
-	c := &Controller{log: deps.Log, cfg: cfg, deps: deps, kernel: k, cache: newCache(), counts: map[string]uint64{}}
+	c := &Controller{log: deps.Log, cfg: cfg, deps: deps, kernel: k, cache: newCache(), store: newStore(), dirty: newDirtySet(), counts: map[string]uint64{}}
 	c.problems = newProblemReporter(deps.Log, events, deps.Metrics)
 	// Services another proxy implements are not even cached.
 	notOthers := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -95,14 +101,24 @@ func New(deps daemon.Deps, cfg Config, client kubernetes.Interface, k Kernel, ev
 	svcInf := svcFac.Core().V1().Services()
 	sliceInf := sliceFac.Discovery().V1().EndpointSlices()
 	nodeInf := nodeFac.Core().V1().Nodes()
-	handler := kube.OnChange(deps.Trigger)
+	markService := func(obj any) {
+		if k, ok := objectKey(obj); ok {
+			c.dirty.add(k)
+		}
+	}
+	markSlice := func(obj any) {
+		if k, ok := sliceService(obj); ok {
+			c.dirty.add(k)
+		}
+	}
 	// AddEventHandler only fails on a stopped informer; these are new.
-	_, _ = svcInf.Informer().AddEventHandler(handler)
-	_, _ = sliceInf.Informer().AddEventHandler(handler)
-	_, _ = nodeInf.Informer().AddEventHandler(handler)
+	_, _ = svcInf.Informer().AddEventHandler(handler(markService, deps.Trigger))
+	_, _ = sliceInf.Informer().AddEventHandler(handler(markSlice, deps.Trigger))
+	_, _ = nodeInf.Informer().AddEventHandler(kube.OnChange(deps.Trigger))
 	// Adding an index fails only on a started informer.
 	_ = sliceInf.Informer().AddIndexers(cache.Indexers{byServiceIndex: sliceServiceKey})
 	c.svcs, c.nodes = svcInf.Lister(), nodeInf.Lister()
+	c.svcStore, c.nodeStore = svcInf.Informer().GetStore(), nodeInf.Informer().GetStore()
 	c.sliceIndexer = sliceInf.Informer().GetIndexer()
 	c.slicesOf = slicesFrom(c.sliceIndexer)
 	c.factories = []kube.Factory{svcFac, sliceFac, nodeFac}
@@ -127,22 +143,35 @@ func (c *Controller) Counts() map[string]uint64 {
 	return out
 }
 
-// Sync is part of daemon.Controller.
+// Sync is part of daemon.Controller. A full sync (or one after a change of
+// the node facts) recomputes every Service and re-reads the kernel; any
+// other recomputes the Services events touched and applies only what
+// changed.
 func (c *Controller) Sync(ctx context.Context, full bool) error {
-	node, err := c.node()
+	node, nodeChanged, err := c.node()
 	if err != nil {
 		return err
 	}
-	svcs, err := c.svcs.List(labels.Everything())
-	if err != nil {
-		return err
+	dirty, all := c.dirty.take()
+	var res reconcile.Result
+	var syncErr error
+	if full || all || nodeChanged {
+		res, syncErr = c.syncAll(node, full)
+	} else {
+		res, syncErr = c.syncDirty(dirty, node)
+		if errors.Is(syncErr, reconcile.ErrNeedSync) {
+			res, syncErr = c.syncAll(node, true)
+		}
 	}
-	state, problems := c.desired(svcs, node)
-	c.problems.report(problems, c.lookup)
+	if syncErr != nil {
+		// Recompute and re-apply these next time: the runner retries with
+		// a full sync, which also re-reads the kernel.
+		c.dirty.putBack(dirty, all)
+	}
+	errs := []error{syncErr}
 
-	var errs []error
-	res, err := c.kernel.Reconciler.Sync(state, node.IPs, full)
-	errs = append(errs, err)
+	state := c.store.state()
+	c.problems.report(c.store.problems(), c.lookup)
 	if c.kernel.Masquerade != nil {
 		_, err := c.kernel.Masquerade.Apply(state, node.PodCIDRs, full)
 		errs = append(errs, err)
@@ -159,17 +188,99 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	if c.kernel.HealthChecks != nil {
 		errs = append(errs, c.kernel.HealthChecks.Sync(state.HealthChecks))
 	}
-	c.deps.Publisher.SetVIPs(vipFacts(res.Programmed))
+	c.publish(res)
 	c.recheck(res.RecheckAfter)
-	c.setCounts(len(svcs), state, res, len(problems))
+	c.setCounts(len(c.store.results), state, res)
 	return errors.Join(errs...)
 }
 
+// syncAll recomputes every Service (the cache keeps the unchanged ones'
+// results) and reconciles the whole state.
+func (c *Controller) syncAll(node nodeFacts, full bool) (reconcile.Result, error) {
+	svcs, err := c.svcs.List(labels.Everything())
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	c.store = newStore()
+	keep := make(map[types.NamespacedName]bool, len(svcs))
+	changed := map[model.VSKey]bool{}
+	for _, svc := range svcs {
+		if otherProxy(svc) {
+			continue
+		}
+		key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+		keep[key] = true
+		r := c.compute(svc, node)
+		c.store.set(key, &r, changed)
+	}
+	c.cache.retain(keep)
+	c.publishAll = true
+	return c.kernel.Reconciler.Sync(c.store.state(), node.IPs, full)
+}
+
+// syncDirty recomputes the Services in dirty and applies the virtual
+// services whose wanted value changed.
+func (c *Controller) syncDirty(dirty map[types.NamespacedName]bool, node nodeFacts) (reconcile.Result, error) {
+	changed := map[model.VSKey]bool{}
+	for key := range dirty {
+		svc, err := c.svcs.Services(key.Namespace).Get(key.Name)
+		if apierrors.IsNotFound(err) || (err == nil && otherProxy(svc)) {
+			c.cache.forget(key)
+			c.store.set(key, nil, changed)
+			continue
+		}
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		r := c.compute(svc, node)
+		c.store.set(key, &r, changed)
+	}
+	changes := make(map[model.VSKey]*model.VirtualService, len(changed))
+	for k := range changed {
+		changes[k] = c.store.winner(k)
+	}
+	return c.kernel.Reconciler.Update(changes)
+}
+
+// otherProxy: the Service is implemented by another proxy. The informer's
+// label selector already leaves these out; a label added later reaches us
+// as an update, so check again.
+func otherProxy(svc *corev1.Service) bool {
+	_, ok := svc.Labels[serviceProxyNameLabel]
+	return ok
+}
+
+func (c *Controller) compute(svc *corev1.Service, node nodeFacts) desired.ServiceResult {
+	return c.cache.result(svc, c.slicesOf(svc.Namespace, svc.Name), c.nodeGen, func(svc *corev1.Service, sl []*discoveryv1.EndpointSlice) desired.ServiceResult {
+		return desired.ComputeService(svc, sl, node.Node, desired.Config{DefaultScheduler: c.cfg.Scheduler})
+	})
+}
+
+// publish tells the other daemons which VIPs are programmed: all of them
+// after a full sync, only the touched ones otherwise.
+func (c *Controller) publish(res reconcile.Result) {
+	if c.publishAll {
+		c.deps.Publisher.SetVIPs(vipFacts(c.kernel.Reconciler.Programmed()))
+		c.publishAll = false
+		return
+	}
+	var set []*model.VirtualService
+	var gone []coord.VIPKey
+	for _, k := range res.Touched {
+		if c.kernel.Reconciler.IsProgrammed(k) {
+			set = append(set, c.store.winner(k))
+		} else {
+			gone = append(gone, coord.VIPKey{IP: k.Addr.String(), Port: uint32(k.Port), Protocol: protoFact(k.Proto)})
+		}
+	}
+	c.deps.Publisher.UpdateVIPs(vipFacts(set), gone)
+}
+
 // node returns this node's facts; a change of them invalidates the cache.
-func (c *Controller) node() (nodeFacts, error) {
+func (c *Controller) node() (nodeFacts, bool, error) {
 	n, err := c.nodes.Get(c.deps.Config.NodeName)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return nodeFacts{}, err
+		return nodeFacts{}, false, err
 	}
 	var routerd *coord.Facts
 	if w := c.deps.Peers["routerd"]; w != nil {
@@ -177,20 +288,12 @@ func (c *Controller) node() (nodeFacts, error) {
 		routerd = &f
 	}
 	nf := nodeInfo(c.deps.Config.NodeName, n, routerd)
-	if !nf.equal(c.lastNode) {
-		c.lastNode = nf
-		c.nodeGen++
+	if nf.equal(c.lastNode) && c.nodeGen > 0 {
+		return nf, false, nil
 	}
-	return nf, nil
-}
-
-// desired computes the desired state, recomputing only the Services whose
-// object, slices or node facts changed since the last sync.
-func (c *Controller) desired(svcs []*corev1.Service, node nodeFacts) (model.State, []desired.Problem) {
-	results := c.cache.results(svcs, c.slicesOf, c.nodeGen, func(svc *corev1.Service, sl []*discoveryv1.EndpointSlice) desired.ServiceResult {
-		return desired.ComputeService(svc, sl, node.Node, desired.Config{DefaultScheduler: c.cfg.Scheduler})
-	})
-	return desired.Merge(results)
+	c.lastNode = nf
+	c.nodeGen++
+	return nf, true, nil
 }
 
 // recheck asks for another sync after d (draining real servers); one
@@ -207,7 +310,7 @@ func (c *Controller) recheck(d time.Duration) {
 	}
 }
 
-func (c *Controller) setCounts(svcs int, st model.State, res reconcile.Result, problems int) {
+func (c *Controller) setCounts(svcs int, st model.State, res reconcile.Result) {
 	dests := 0
 	vips := map[netip.Addr]bool{}
 	for _, vs := range st.Services {
@@ -225,6 +328,6 @@ func (c *Controller) setCounts(svcs int, st model.State, res reconcile.Result, p
 		"vips":            uint64(len(vips)),
 		"healthChecks":    uint64(len(st.HealthChecks)),
 		"draining":        uint64(res.Draining),
-		"problems":        uint64(problems),
+		"problems":        uint64(c.problems.count()),
 	}
 }

@@ -65,3 +65,6 @@ func (p *problemReporter) report(problems []desired.Problem, lookup func(desired
 	p.seen = now
 	p.current.Set(float64(len(now)))
 }
+
+// count is the number of problems of the last report.
+func (p *problemReporter) count() int { return len(p.seen) }

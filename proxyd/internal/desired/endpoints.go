@@ -58,8 +58,12 @@ func sortedSlices(in []*discoveryv1.EndpointSlice) []*discoveryv1.EndpointSlice 
 // (IPv4 or IPv6) from the Service's slices. It reports malformed endpoint
 // addresses through bad.
 func portEndpoints(sp corev1.ServicePort, proto corev1.Protocol, family discoveryv1.AddressType, slices_ []*discoveryv1.EndpointSlice, node string, bad func(*discoveryv1.EndpointSlice, string)) []endpoint {
-	byAddr := map[netip.AddrPort]int{}
-	var out []endpoint
+	n := 0
+	for _, sl := range slices_ {
+		n += len(sl.Endpoints)
+	}
+	byAddr := make(map[netip.AddrPort]int, n)
+	out := make([]endpoint, 0, n)
 	for _, sl := range slices_ {
 		if sl.AddressType != family {
 			continue
@@ -223,7 +227,16 @@ func preferTopology(ready []endpoint, mode topologyMode, node Node) []endpoint {
 }
 
 func filter(eps []endpoint, keep func(endpoint) bool) []endpoint {
-	var out []endpoint
+	n := 0
+	for _, e := range eps {
+		if keep(e) {
+			n++
+		}
+	}
+	if n == len(eps) {
+		return eps // all kept: share (results are never modified)
+	}
+	out := make([]endpoint, 0, n)
 	for _, e := range eps {
 		if keep(e) {
 			out = append(out, e)

@@ -53,9 +53,13 @@ type Reconciler struct {
 	// refreshed by every full sync and kept up to date by every write.
 	kernel map[model.VSKey]*kernelVS
 	vips   map[netip.Addr]bool
-	// applied is the desired value last applied per virtual service; a
-	// partial sync skips a virtual service whose desired value is the very
-	// same object (the desired-state cache hands back unchanged pointers).
+	// want is the desired state; vipRefs counts the wanted virtual
+	// services of each VIP that needs a route.
+	want    map[model.VSKey]*model.VirtualService
+	vipRefs map[netip.Addr]int
+	// applied is the desired value last applied per virtual service (what
+	// is programmed); a partial sync skips a virtual service whose desired
+	// value is the very same object.
 	applied map[model.VSKey]*model.VirtualService
 	// draining: real servers being drained, since when.
 	draining map[destRef]time.Time
@@ -97,8 +101,9 @@ type Result struct {
 	// should sync again within RecheckAfter to finish them.
 	Draining     int
 	RecheckAfter time.Duration
-	// Programmed are the desired virtual services now in the kernel.
-	Programmed []*model.VirtualService
+	// Touched are the virtual services the sync looked at (all of them
+	// for Sync); IsProgrammed tells which are now in the kernel.
+	Touched []model.VSKey
 }
 
 // RemovedDest is a real server removed from a virtual service.

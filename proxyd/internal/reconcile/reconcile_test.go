@@ -103,8 +103,8 @@ func TestColdSyncThenNothing(t *testing.T) {
 	if e.routes.Count(vip.OpAddAll) != 1 || e.routes.Count(vip.OpAdd) != 0 {
 		t.Fatalf("routes not added in one batch: %v", e.routes.Counts())
 	}
-	if len(res.Programmed) != 3 {
-		t.Fatalf("programmed %d, want 3", len(res.Programmed))
+	if len(e.r.Programmed()) != 3 {
+		t.Fatalf("programmed %d, want 3", len(e.r.Programmed()))
 	}
 	got := e.entry(web.VSKey)
 	if got == nil || got.Scheduler != "rr" || len(got.Dests) != 2 || got.Dests[0].Weight != 1 {
@@ -113,7 +113,7 @@ func TestColdSyncThenNothing(t *testing.T) {
 
 	// The same objects again: not even a read.
 	e.resetCounts()
-	if res := e.sync(st, false); res.Writes != 0 || len(res.Programmed) != 3 {
+	if res := e.sync(st, false); res.Writes != 0 || len(e.r.Programmed()) != 3 {
 		t.Fatalf("repeated partial sync: %+v", res)
 	}
 	if n := e.ipvs.Count(ipvs.OpList) + e.ipvs.Count(ipvs.OpListDests) + e.routes.Count(vip.OpList); n != 0 {
@@ -127,7 +127,7 @@ func TestColdSyncThenNothing(t *testing.T) {
 	e.r = e.restart()
 	e.resetCounts()
 	copies := state(vs(web.VSKey, model.ClusterIP, web.Dests...), vs(dns.VSKey, model.ClusterIP, dns.Dests...), vs(np.VSKey, model.NodePort, np.Dests...))
-	if res := e.sync(copies, true); res.Writes != 0 || e.kernelWrites() != 0 || len(res.Programmed) != 3 {
+	if res := e.sync(copies, true); res.Writes != 0 || e.kernelWrites() != 0 || len(e.r.Programmed()) != 3 {
 		t.Fatalf("restart: %d writes, %+v", e.kernelWrites(), res)
 	}
 }
@@ -341,13 +341,13 @@ func TestFailureKeepsGoingAndForcesARead(t *testing.T) {
 	if err == nil {
 		t.Fatal("failure not reported")
 	}
-	if len(res.Programmed) != 1 || res.Programmed[0] != b || e.entry(b.VSKey) == nil {
-		t.Fatalf("the other service was not applied: %+v", res.Programmed)
+	if p := e.r.Programmed(); len(p) != 1 || p[0] != b || e.entry(b.VSKey) == nil {
+		t.Fatalf("the other service was not applied: %+v", p)
 	}
 	e.resetCounts()
 	// The next sync re-reads the kernel even though it is partial.
 	res = e.sync(state(a, b), false)
-	if e.ipvs.Count(ipvs.OpList) != 1 || len(res.Programmed) != 2 || e.entry(a.VSKey) == nil {
+	if e.ipvs.Count(ipvs.OpList) != 1 || len(e.r.Programmed()) != 2 || e.entry(a.VSKey) == nil {
 		t.Fatalf("retry: %v, %+v", e.ipvs.Counts(), res)
 	}
 }
@@ -357,7 +357,47 @@ func TestRouteFailureHoldsBackItsServices(t *testing.T) {
 	a := vs(key("198.19.0.10", 80, model.TCP), model.ClusterIP)
 	e.routes.FailNext(vip.OpAddAll, &vip.VIPError{Op: "add", VIP: a.Addr, Err: vip.ErrExists})
 	res, err := e.r.Sync(state(a), nodeIPs, true)
-	if err == nil || len(res.Programmed) != 0 || e.entry(a.VSKey) != nil {
+	if err == nil || len(e.r.Programmed()) != 0 || e.entry(a.VSKey) != nil {
 		t.Fatalf("a VIP without its route was programmed: %v %+v", err, res)
+	}
+}
+
+func TestUpdateTouchesOnlyTheChanges(t *testing.T) {
+	e := newEnv(t)
+	web := vs(key("198.19.0.10", 80, model.TCP), model.ClusterIP, dest("198.18.128.5", 80))
+	api := vs(key("198.19.0.11", 443, model.TCP), model.ClusterIP, dest("198.18.128.6", 443))
+	if _, err := e.r.Update(nil); !errors.Is(err, ErrNeedSync) {
+		t.Fatalf("Update before any sync: %v", err)
+	}
+	e.sync(state(web, api), true)
+	e.resetCounts()
+
+	// A new endpoint for web: one write, no reads.
+	web2 := vs(web.VSKey, model.ClusterIP, dest("198.18.128.5", 80), dest("198.18.129.5", 80))
+	res, err := e.r.Update(map[model.VSKey]*model.VirtualService{web.VSKey: web2})
+	if err != nil || res.Writes != 1 || e.ipvs.Count(ipvs.OpList) != 0 || e.ipvs.Count(ipvs.OpCreateDest) != 1 {
+		t.Fatalf("update: %v %+v %v", err, res, e.ipvs.Counts())
+	}
+	// A new Service on a new VIP: route, service, real server.
+	dns := vs(key("198.19.0.53", 53, model.UDP), model.ClusterIP, dest("198.18.128.7", 53))
+	if res, err := e.r.Update(map[model.VSKey]*model.VirtualService{dns.VSKey: dns}); err != nil || res.Writes != 3 || !e.r.IsProgrammed(dns.VSKey) {
+		t.Fatalf("new service: %v %+v", err, res)
+	}
+	// api goes: its service and its route.
+	e.resetCounts()
+	if res, err := e.r.Update(map[model.VSKey]*model.VirtualService{api.VSKey: nil}); err != nil || res.Writes != 2 || e.r.IsProgrammed(api.VSKey) {
+		t.Fatalf("removal: %v %+v", err, res)
+	}
+	if e.entry(api.VSKey) != nil {
+		t.Fatal("api still in the kernel")
+	}
+	routes, _ := e.routes.List()
+	if len(routes) != 2 {
+		t.Fatalf("routes %v", routes)
+	}
+	// A full sync of the same state agrees: nothing to write.
+	e.resetCounts()
+	if res := e.sync(state(web2, dns), true); res.Writes != 0 {
+		t.Fatalf("full sync after updates wrote %d", res.Writes)
 	}
 }

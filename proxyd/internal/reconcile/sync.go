@@ -18,37 +18,100 @@ const drainRecheck = 5 * time.Second
 // Sync makes the kernel hold desired. nodeIPs are the node's addresses (for
 // NodePort ownership). A full sync re-reads the kernel first, repairing any
 // drift; a partial one trusts what earlier syncs left and only looks at
-// virtual services whose desired value changed. Errors do not stop the
-// sync: it applies what it can and returns the first error; the caller
-// then retries with a full sync.
+// virtual services whose desired value changed (by identity). Errors do not
+// stop the sync: it applies what it can and returns the errors; the next
+// sync then re-reads the kernel.
 func (r *Reconciler) Sync(desired model.State, nodeIPs []netip.Addr, full bool) (Result, error) {
-	var res Result
+	if full || !r.synced {
+		if err := r.refresh(desired, nodeIPs); err != nil {
+			return Result{}, err
+		}
+		full = true
+	}
+	r.want = make(map[model.VSKey]*model.VirtualService, len(desired.Services))
+	r.vipRefs = map[netip.Addr]int{}
+	for _, vs := range desired.Services {
+		r.want[vs.VSKey] = vs
+		if vs.Kind != model.NodePort {
+			r.vipRefs[vs.Addr]++
+		}
+	}
+	keys := make([]model.VSKey, 0, len(r.want)+len(r.kernel))
+	for k := range r.want {
+		keys = append(keys, k)
+	}
+	for k := range r.kernel {
+		if r.want[k] == nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, model.VSKey.Compare)
+	return r.apply(keys, full, true)
+}
+
+// Update applies changes to single virtual services (nil: no longer
+// wanted) on top of the last sync, in time proportional to the changes. It
+// needs an earlier successful Sync; ErrNeedSync says to do one.
+func (r *Reconciler) Update(changes map[model.VSKey]*model.VirtualService) (Result, error) {
+	if !r.synced {
+		return Result{}, ErrNeedSync
+	}
+	keys := make([]model.VSKey, 0, len(changes))
+	for k, vs := range changes {
+		keys = append(keys, k)
+		if old := r.want[k]; old != nil && old.Kind != model.NodePort {
+			if r.vipRefs[old.Addr]--; r.vipRefs[old.Addr] <= 0 {
+				delete(r.vipRefs, old.Addr)
+			}
+		}
+		if vs == nil {
+			delete(r.want, k)
+			continue
+		}
+		r.want[k] = vs
+		if vs.Kind != model.NodePort {
+			r.vipRefs[vs.Addr]++
+		}
+	}
+	slices.SortFunc(keys, model.VSKey.Compare)
+	return r.apply(keys, false, false)
+}
+
+// ErrNeedSync: Update was called before a successful full Sync.
+var ErrNeedSync = errors.New("reconcile: a full sync is needed first")
+
+// Programmed returns the wanted virtual services that are in the kernel,
+// sorted.
+func (r *Reconciler) Programmed() []*model.VirtualService {
+	out := make([]*model.VirtualService, 0, len(r.applied))
+	for _, vs := range r.applied {
+		out = append(out, vs)
+	}
+	slices.SortFunc(out, func(a, b *model.VirtualService) int { return a.VSKey.Compare(b.VSKey) })
+	return out
+}
+
+// IsProgrammed reports whether the wanted virtual service at k is in the
+// kernel.
+func (r *Reconciler) IsProgrammed(k model.VSKey) bool { return r.applied[k] != nil }
+
+// apply makes the kernel match r.want for keys (sorted). allRoutes: every
+// proxyd route is checked against the wanted VIPs (full syncs), not only
+// the ones of keys.
+func (r *Reconciler) apply(keys []model.VSKey, full, allRoutes bool) (Result, error) {
+	res := Result{Touched: keys}
 	var errs []error
 	note := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if full || !r.synced {
-		if err := r.refresh(desired, nodeIPs); err != nil {
-			return res, err
-		}
-	}
-
-	want := make(map[model.VSKey]*model.VirtualService, len(desired.Services))
-	wantVIPs := map[netip.Addr]bool{}
-	for _, vs := range desired.Services {
-		want[vs.VSKey] = vs
-		if vs.Kind != model.NodePort {
-			wantVIPs[vs.Addr] = true
-		}
-	}
 
 	// Routes first: they record ownership before the virtual service exists.
 	var add []netip.Addr
-	for _, a := range sortedAddrs(wantVIPs) {
-		if !r.vips[a] {
-			add = append(add, a)
+	for _, k := range keys {
+		if vs := r.want[k]; vs != nil && vs.Kind != model.NodePort && !r.vips[vs.Addr] && !slices.Contains(add, vs.Addr) {
+			add = append(add, vs.Addr)
 		}
 	}
 	if len(add) > 0 {
@@ -65,50 +128,46 @@ func (r *Reconciler) Sync(desired model.State, nodeIPs []netip.Addr, full bool) 
 		}
 	}
 
-	for _, vs := range desired.Services {
-		if vs.Kind != model.NodePort && !r.vips[vs.Addr] {
-			continue // no route: IPVS would never see its packets
+	for _, k := range keys {
+		vs := r.want[k]
+		if vs == nil {
+			delete(r.applied, k)
+			note(r.deleteVS(k, &res))
+			continue
 		}
-		if !full && r.applied[vs.VSKey] == vs {
-			res.Programmed = append(res.Programmed, vs)
+		if vs.Kind != model.NodePort && !r.vips[vs.Addr] {
+			delete(r.applied, k) // no route: IPVS would never see its packets
+			continue
+		}
+		if !full && r.applied[k] == vs {
 			continue
 		}
 		if err := r.applyVS(vs, &res); err != nil {
 			note(err)
-			delete(r.applied, vs.VSKey)
+			delete(r.applied, k)
 			continue
 		}
-		r.applied[vs.VSKey] = vs
-		res.Programmed = append(res.Programmed, vs)
-	}
-
-	for _, key := range sortedKeys(r.kernel) {
-		if want[key] != nil {
-			continue
-		}
-		if err := r.ipvs.DeleteService(key); err != nil && !errors.Is(err, ipvs.ErrNotFound) {
-			note(fmt.Errorf("delete virtual service %s: %w", key, err))
-			continue
-		}
-		res.Writes++
-		delete(r.kernel, key)
-		delete(r.applied, key)
-		for ref := range r.draining {
-			if ref.vs == key {
-				delete(r.draining, ref)
-			}
-		}
+		r.applied[k] = vs
 	}
 
 	note(r.drain(&res))
 
 	// Routes last: a VIP route goes only after its virtual services.
 	var del []netip.Addr
-	for _, a := range sortedAddrs(r.vips) {
-		if !wantVIPs[a] {
-			del = append(del, a)
+	if allRoutes {
+		for a := range r.vips {
+			if r.vipRefs[a] == 0 {
+				del = append(del, a)
+			}
+		}
+	} else {
+		for _, k := range keys {
+			if r.vips[k.Addr] && r.vipRefs[k.Addr] == 0 && !slices.Contains(del, k.Addr) {
+				del = append(del, k.Addr)
+			}
 		}
 	}
+	slices.SortFunc(del, netip.Addr.Compare)
 	if len(del) > 0 {
 		err := r.routes.DeleteAll(del)
 		failed := addrSet(vip.FailedVIPs(err))
@@ -133,6 +192,24 @@ func (r *Reconciler) Sync(desired model.State, nodeIPs []netip.Addr, full bool) 
 		return res, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// deleteVS removes an owned virtual service that is not wanted.
+func (r *Reconciler) deleteVS(k model.VSKey, res *Result) error {
+	if r.kernel[k] == nil {
+		return nil
+	}
+	if err := r.ipvs.DeleteService(k); err != nil && !errors.Is(err, ipvs.ErrNotFound) {
+		return fmt.Errorf("delete virtual service %s: %w", k, err)
+	}
+	res.Writes++
+	delete(r.kernel, k)
+	for ref := range r.draining {
+		if ref.vs == k {
+			delete(r.draining, ref)
+		}
+	}
+	return nil
 }
 
 // refresh re-reads the routes and virtual services proxyd owns.
@@ -197,7 +274,7 @@ func (r *Reconciler) applyVS(vs *model.VirtualService, res *Result) error {
 			return fmt.Errorf("create virtual service %s: %w", vs.VSKey, err)
 		}
 		res.Writes++
-		k = &kernelVS{svc: want, dests: map[model.DestKey]ipvs.Dest{}}
+		k = &kernelVS{svc: want, dests: make(map[model.DestKey]ipvs.Dest, len(vs.Dests))}
 		r.kernel[vs.VSKey] = k
 	case k.svc != want:
 		if err := r.ipvs.UpdateService(want); err != nil {
@@ -207,9 +284,7 @@ func (r *Reconciler) applyVS(vs *model.VirtualService, res *Result) error {
 		k.svc = want
 	}
 
-	wanted := make(map[model.DestKey]bool, len(vs.Dests))
 	for _, d := range vs.Dests {
-		wanted[d.DestKey] = true
 		delete(r.draining, destRef{vs.VSKey, d.DestKey})
 		kd, ok := k.dests[d.DestKey]
 		switch {
@@ -229,8 +304,11 @@ func (r *Reconciler) applyVS(vs *model.VirtualService, res *Result) error {
 			k.dests[d.DestKey] = kd
 		}
 	}
+	if len(k.dests) == len(vs.Dests) {
+		return nil // every kernel real server is a wanted one
+	}
 	for _, dk := range sortedDestKeys(k.dests) {
-		if wanted[dk] {
+		if _, wanted := slices.BinarySearchFunc(vs.Dests, dk, func(d model.Dest, k model.DestKey) int { return d.DestKey.Compare(k) }); wanted {
 			continue
 		}
 		ref := destRef{vs.VSKey, dk}
@@ -336,11 +414,3 @@ func addrSet(addrs []netip.Addr) map[netip.Addr]bool {
 	return m
 }
 
-func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for a := range m {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
-}
