@@ -65,11 +65,11 @@ type Controller struct {
 	sliceIndexer cache.Indexer
 	// svcStore and nodeStore are the informers' caches (tests fill them).
 	svcStore, nodeStore cache.Store
-	nodes        corelisters.NodeLister
-	cache        *resultCache
-	store        *store
-	dirty        *dirtySet
-	problems     *problemReporter
+	nodes               corelisters.NodeLister
+	cache               *resultCache
+	store               *store
+	dirty               *dirtySet
+	problems            *problemReporter
 
 	lastNode   nodeFacts
 	nodeGen    uint64

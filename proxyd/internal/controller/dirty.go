@@ -25,12 +25,6 @@ func (d *dirtySet) add(k types.NamespacedName) {
 	d.keys[k] = true
 }
 
-func (d *dirtySet) addAll() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.all = true
-}
-
 // take returns what changed and starts a new record.
 func (d *dirtySet) take() (keys map[types.NamespacedName]bool, all bool) {
 	d.mu.Lock()

@@ -337,7 +337,7 @@ func TestFailureKeepsGoingAndForcesARead(t *testing.T) {
 	a := vs(key("198.19.0.10", 80, model.TCP), model.ClusterIP, dest("198.18.128.5", 80))
 	b := vs(key("198.19.0.11", 80, model.TCP), model.ClusterIP, dest("198.18.128.6", 80))
 	e.ipvs.FailNext(ipvs.OpCreateService, errors.New("ENOMEM"))
-	res, err := e.r.Sync(state(a, b), nodeIPs, true)
+	_, err := e.r.Sync(state(a, b), nodeIPs, true)
 	if err == nil {
 		t.Fatal("failure not reported")
 	}
@@ -346,7 +346,7 @@ func TestFailureKeepsGoingAndForcesARead(t *testing.T) {
 	}
 	e.resetCounts()
 	// The next sync re-reads the kernel even though it is partial.
-	res = e.sync(state(a, b), false)
+	res := e.sync(state(a, b), false)
 	if e.ipvs.Count(ipvs.OpList) != 1 || len(e.r.Programmed()) != 2 || e.entry(a.VSKey) == nil {
 		t.Fatalf("retry: %v, %+v", e.ipvs.Counts(), res)
 	}

@@ -413,4 +413,3 @@ func addrSet(addrs []netip.Addr) map[netip.Addr]bool {
 	}
 	return m
 }
-
