@@ -65,9 +65,6 @@ func makeCluster(services, endpoints int) *cluster {
 	return c
 }
 
-func (c *cluster) slicesOf(ns, name string) []*discoveryv1.EndpointSlice {
-	return c.slices[ns+"/"+name]
-}
 
 // path is a controller over the kernel fakes whose informer caches the
 // benchmark fills by hand (no API server: the informers never run).
