@@ -65,7 +65,6 @@ func makeCluster(services, endpoints int) *cluster {
 	return c
 }
 
-
 // path is a controller over the kernel fakes whose informer caches the
 // benchmark fills by hand (no API server: the informers never run).
 type path struct {
