@@ -20,7 +20,10 @@ type Config struct {
 	NodePortMin  uint16
 	NodePortMax  uint16
 	DrainTimeout time.Duration
-	nodePorts    string
+	// StrictARP stops the node answering ARP for VIPs (kube-proxy's
+	// strictARP): needed beside layer-2 load balancers such as MetalLB.
+	StrictARP bool
+	nodePorts string
 }
 
 // DefaultConfig returns the defaults (kube-proxy's where it has one).
@@ -33,6 +36,7 @@ func (c *Config) Flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Scheduler, "ipvs-scheduler", c.Scheduler, "IPVS scheduler of Services without the nodenet.io/ipvs-scheduler annotation")
 	fs.StringVar(&c.nodePorts, "node-port-range", c.nodePorts, "the cluster's NodePort range: IPVS services on node addresses in it belong to proxyd")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long a removed TCP/SCTP endpoint keeps its open connections")
+	fs.BoolVar(&c.StrictARP, "strict-arp", c.StrictARP, "set arp_ignore=1 and arp_announce=2 on all interfaces, so the node does not answer ARP for VIPs (needed beside layer-2 load balancers such as MetalLB)")
 }
 
 // Validate checks the flags (and finishes parsing the port range).

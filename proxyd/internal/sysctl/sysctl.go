@@ -27,6 +27,17 @@ func Required() []Setting {
 	}
 }
 
+// StrictARP are the settings that keep the node from answering ARP for
+// the VIPs its local routes deliver (every local address is answered for on
+// every interface by default) and from naming a VIP as the sender of its own
+// ARP requests.
+func StrictARP() []Setting {
+	return []Setting{
+		{"net.ipv4.conf.all.arp_ignore", "1", "answer ARP only for addresses of the interface asked on, not for VIPs"},
+		{"net.ipv4.conf.all.arp_announce", "2", "use the interface's own address as the sender of ARP requests, never a VIP"},
+	}
+}
+
 // Sysctl reads and writes settings under Root ("/proc/sys").
 type Sysctl struct {
 	Root string
