@@ -179,5 +179,8 @@ func fromLibDest(ld libipvs.DestinationExtended) Dest {
 		Weight:        ld.Weight,
 		ActiveConns:   ld.ActiveConnections,
 		InactiveConns: ld.InactiveConnections,
+		// Someone else may have set another forwarding method; the
+		// reconciler resets it (UpdateDest always writes masquerade).
+		NotMasquerade: ld.FwdMethod != libipvs.Masquerade,
 	}
 }

@@ -367,7 +367,8 @@ func (f *Fake) UpdateDest(vs model.VSKey, d Dest) error {
 	if !ok {
 		return fmt.Errorf("ipvs fake: update real server %s of %s: real server %w", d.DestKey, vs, ErrNotFound)
 	}
-	cur.Weight = d.Weight
+	// Like the kernel's, an update writes proxyd's forwarding method.
+	cur.Weight, cur.NotMasquerade = d.Weight, false
 	s.dests[d.DestKey] = cur
 	f.writes = append(f.writes, Write{Op: OpUpdateDest, VS: vs, Dest: d})
 	return nil

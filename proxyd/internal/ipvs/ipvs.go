@@ -24,6 +24,10 @@ type Dest struct {
 	Weight uint32
 	// Connection counts, for draining removed real servers.
 	ActiveConns, InactiveConns uint32
+	// NotMasquerade: the kernel forwards to it by another method (direct
+	// routing, tunnel) than the masquerading proxyd programs. Only List
+	// and ListDests set it.
+	NotMasquerade bool
 }
 
 // Entry is one virtual service with its real servers.

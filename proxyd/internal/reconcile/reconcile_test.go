@@ -401,3 +401,22 @@ func TestUpdateTouchesOnlyTheChanges(t *testing.T) {
 		t.Fatalf("full sync after updates wrote %d", res.Writes)
 	}
 }
+
+func TestForeignForwardMethodIsRepaired(t *testing.T) {
+	e := newEnv(t)
+	k := key("198.19.0.10", 80, model.TCP)
+	d := dest("198.18.128.5", 80)
+	if err := e.routes.Seed(k.Addr); err != nil {
+		t.Fatal(err)
+	}
+	// Adopted from the kernel with a direct-routing real server.
+	if err := e.ipvs.Seed(ipvs.Entry{Service: ipvs.Service{VSKey: k, Scheduler: "rr"},
+		Dests: []ipvs.Dest{{DestKey: d.DestKey, Weight: 1, NotMasquerade: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.resetCounts()
+	e.sync(state(vs(k, model.ClusterIP, d)), true)
+	if e.ipvs.Count(ipvs.OpUpdateDest) != 1 || e.entry(k).Dests[0].NotMasquerade {
+		t.Fatalf("real server not reset to masquerade: %v %+v", e.ipvs.Counts(), e.entry(k).Dests)
+	}
+}

@@ -295,8 +295,8 @@ func (r *Reconciler) applyVS(vs *model.VirtualService, res *Result) error {
 			}
 			res.Writes++
 			k.dests[d.DestKey] = nd
-		case kd.Weight != d.Weight:
-			kd.Weight = d.Weight
+		case kd.Weight != d.Weight || kd.NotMasquerade:
+			kd.Weight, kd.NotMasquerade = d.Weight, false
 			if err := r.ipvs.UpdateDest(vs.VSKey, kd); err != nil {
 				return fmt.Errorf("set weight of %s in %s: %w", d.DestKey, vs.VSKey, err)
 			}

@@ -100,10 +100,8 @@ func TestProxydInVM(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), vmTimeout)
 	defer cancel()
+	// -test.v always: the guest's progress streams into this test's output.
 	args := []string{guestBin, "-test.v", "-test.timeout=" + (vmTimeout - 30*time.Second).String()}
-	if testing.Verbose() {
-		args = append(args, "-test.v")
-	}
 	setup := time.Since(begin)
 	vmStart := time.Now()
 	code, err := vm.Run(ctx, vm.Options{
