@@ -12,6 +12,8 @@ PKGS       := ./api/... ./internal/... ./routerd/... ./proxyd/... ./firewalld/..
 # Build tags of the root-only layers: kernel (host kernel, network
 # namespaces) and vm (inside the VM with Debian's kernel). lint checks them all.
 LINT_TAGS  := kernel,vm
+# The end-to-end layer: e2e (host side) and e2eguest (inside the VM).
+E2E_TAGS   := e2e e2eguest
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS    := -X github.com/nodenet/nodenet/internal/version.Version=$(VERSION) \
@@ -58,13 +60,17 @@ bench: vm-assets vmexec ## Benchmarks at cluster scale: numbers are printed, nev
 	$(GOTEST) -tags kernel -run '^$$' -bench . -benchtime 1x ./proxyd/internal/vip/ ./proxyd/internal/nft/
 	$(GOTEST) -tags vm -exec $(BIN)/vmexec -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxyd/internal/ipvs/
 
+.PHONY: e2e
+e2e: controlplane cni-plugins vm-assets ## End to end: the real proxyd in a VM (Debian's kernel) against a real control plane on the host.
+	$(GOTEST) -tags e2e -count=1 -v ./test/e2e/...
+
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, kube-controller-manager and etcd once (cached outside the repo).
 	./hack/build-controlplane.sh >/dev/null
 
 .PHONY: test-all
 # The cached builds come first, so no go test waits on one (or times out).
-test-all: deps controlplane cni-plugins vm-assets verify test test-kernel test-vm ## Everything CI runs: install deps, verify, all test layers.
+test-all: deps controlplane cni-plugins vm-assets verify test test-kernel test-vm e2e ## Everything CI runs: install deps, verify, all test layers.
 
 .PHONY: deps
 deps: ## Install what the tests need (idempotent; Debian packages need root).
@@ -86,6 +92,7 @@ lint: tools ## go vet, staticcheck and buf lint.
 	go vet -tags $(LINT_TAGS) $(PKGS)
 	$(TOOLS)/staticcheck $(PKGS)
 	$(TOOLS)/staticcheck -tags $(LINT_TAGS) $(PKGS)
+	for t in $(E2E_TAGS); do go vet -tags $$t ./test/e2e/... && $(TOOLS)/staticcheck -tags $$t ./test/e2e/...; done
 	cd api && $(TOOLS)/buf lint
 
 .PHONY: verify

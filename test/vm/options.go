@@ -82,7 +82,8 @@ const (
 
 // Forward makes the guest's ForwardAddr:GuestPort reach Host, a TCP address
 // on the host (e.g. "127.0.0.1:6443"), connecting there once per guest
-// connection.
+// connection (through the host's busybox nc, run by QEMU), so any number of
+// guest connections, at once or one after another, each get their own.
 type Forward struct {
 	GuestPort uint16
 	Host      string

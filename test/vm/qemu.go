@@ -2,6 +2,7 @@ package vm
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -15,6 +16,9 @@ type qemuConfig struct {
 	MemoryMiB int
 	CPUs      int
 	Accel     string
+	// Connector is the host's busybox, whose nc QEMU runs once per guest
+	// connection of a Forward.
+	Connector string
 	// File descriptors QEMU inherits (exec.Cmd.ExtraFiles start at 3): the
 	// kernel console and the command's stdout and stderr, write ends of
 	// pipes the runner reads.
@@ -75,7 +79,7 @@ func qemuArgs(c qemuConfig) []string {
 	)
 	if len(c.Forwards) > 0 {
 		args = append(args,
-			"-netdev", userNetdev(c.Forwards),
+			"-netdev", userNetdev(c.Forwards, c.Connector),
 			// romfile= : no PXE option ROM to load, nothing boots from it.
 			"-device", "virtio-net-pci,netdev=net0,romfile=")
 	}
@@ -84,13 +88,24 @@ func qemuArgs(c qemuConfig) []string {
 
 // userNetdev is QEMU's user network with restrict=on (the guest reaches
 // nothing outside QEMU) on a benchmarking-range subnet, with one guestfwd
-// per Forward: a guest connection to ForwardAddr:GuestPort makes QEMU
-// connect to Host.
-func userNetdev(fwds []Forward) string {
+// per Forward: each guest connection to ForwardAddr:GuestPort makes QEMU
+// run `busybox nc HOST PORT` (connector is busybox), which connects to
+// Host, with the guest connection as its stdin and stdout. QEMU gives the
+// command the guest connection as stderr too: nc's is discarded, so a host
+// that refuses shows the guest a connection closed, not an error text.
+//
+// Not guestfwd's other form, "-tcp:HOST:PORT": that is a chardev, which
+// connects to Host once when QEMU starts and carries every guest
+// connection over that one host connection, interleaved; a second
+// connection (a reconnect, or two clients) garbles the first.
+func userNetdev(fwds []Forward, connector string) string {
 	opts := []string{"user", "id=net0", "restrict=on", "ipv6=off",
 		"net=" + userNet, "host=" + userNetHost}
 	for _, f := range fwds {
-		opts = append(opts, fmt.Sprintf("guestfwd=tcp:%s:%d-tcp:%s", ForwardAddr, f.GuestPort, f.Host))
+		host, port, _ := net.SplitHostPort(f.Host) // validated: IP and port
+		// Unquoted words: Run checked that connector is a plain path.
+		opts = append(opts, fmt.Sprintf(`guestfwd=tcp:%s:%d-cmd:%s sh -c "exec %s nc %s %s 2>/dev/null"`,
+			ForwardAddr, f.GuestPort, connector, connector, host, port))
 	}
 	return strings.Join(opts, ",")
 }

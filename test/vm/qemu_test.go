@@ -101,10 +101,11 @@ func TestQEMUArgsWritableDirs(t *testing.T) {
 func TestQEMUArgsForwards(t *testing.T) {
 	c := testQEMUConfig()
 	c.Forwards = []Forward{{GuestPort: 6443, Host: "127.0.0.1:6443"}, {GuestPort: 80, Host: "127.0.0.1:8080"}}
+	c.Connector = "/usr/bin/busybox"
 	args := qemuArgs(c)
 	want := "user,id=net0,restrict=on,ipv6=off,net=198.19.254.0/24,host=198.19.254.2," +
-		"guestfwd=tcp:198.19.254.100:6443-tcp:127.0.0.1:6443," +
-		"guestfwd=tcp:198.19.254.100:80-tcp:127.0.0.1:8080"
+		`guestfwd=tcp:198.19.254.100:6443-cmd:/usr/bin/busybox sh -c "exec /usr/bin/busybox nc 127.0.0.1 6443 2>/dev/null",` +
+		`guestfwd=tcp:198.19.254.100:80-cmd:/usr/bin/busybox sh -c "exec /usr/bin/busybox nc 127.0.0.1 8080 2>/dev/null"`
 	if got := option(args, "-netdev"); len(got) != 1 || got[0] != want {
 		t.Errorf("netdev = %q, want [%q]", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -54,6 +55,16 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 			return -1, fmt.Errorf("vm: %v (Debian package qemu-system-x86; %s installs it)", err, AssetsScript)
 		}
 	}
+	var connector string
+	if len(o.Forwards) > 0 {
+		if connector, err = exec.LookPath("busybox"); err != nil {
+			return -1, fmt.Errorf("vm: forwards connect with busybox nc on the host: %v (Debian package busybox-static; %s installs it)", err, AssetsScript)
+		}
+		// It goes unquoted into QEMU's options and a command line.
+		if !plainPath.MatchString(connector) {
+			return -1, fmt.Errorf("vm: busybox at %q: want a path of letters, digits and /._+-", connector)
+		}
+	}
 
 	runDir, err := newRunDir()
 	if err != nil {
@@ -72,6 +83,7 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 		RunDir:    runDir,
 		Shares:    g.Shares,
 		Forwards:  o.Forwards,
+		Connector: connector,
 		MemoryMiB: orDefault(o.MemoryMiB, DefaultMemoryMiB),
 		CPUs:      orDefault(o.CPUs, 1),
 		Accel:     o.Accel,
@@ -110,6 +122,8 @@ func Run(ctx context.Context, o Options) (exitCode int, err error) {
 	}
 	return code, nil
 }
+
+var plainPath = regexp.MustCompile(`^/[A-Za-z0-9/._+-]+$`)
 
 // guestFromOptions checks o and resolves what the guest scripts need from
 // it; the kernel's part is filled in from the assets.

@@ -6,12 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,7 +187,8 @@ func TestRunSetupFailure(t *testing.T) {
 }
 
 // TestRunForwardReachesHostLoopback: a TCP server on the host's 127.0.0.1,
-// reached from the guest through a Forward. The guest side is this test
+// reached from the guest through a Forward, over two guest connections
+// open at once, each its own host connection. The guest side is this test
 // binary itself (TestGuestDial).
 func TestRunForwardReachesHostLoopback(t *testing.T) {
 	a := requireVM(t)
@@ -197,15 +198,19 @@ func TestRunForwardReachesHostLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	var accepted atomic.Int32
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			_, _ = fmt.Fprintf(c, "host got %s", line)
-			_ = c.Close()
+			accepted.Add(1)
+			go func() {
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				_, _ = fmt.Fprintf(c, "host got %s", line)
+				_ = c.Close()
+			}()
 		}
 	}()
 
@@ -227,8 +232,13 @@ func TestRunForwardReachesHostLoopback(t *testing.T) {
 	if err != nil || code != 0 {
 		t.Fatalf("Run = %d, %v\noutput:\n%s", code, err, &output)
 	}
-	if !strings.Contains(output.String(), "answer: host got hello from the guest") {
-		t.Errorf("the guest did not reach the host's server:\n%s", &output)
+	for _, want := range []string{"answer 1: host got hello 1 from the guest", "answer 2: host got hello 2 from the guest"} {
+		if !strings.Contains(output.String(), want) {
+			t.Errorf("the guest did not reach the host's server (%q):\n%s", want, &output)
+		}
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("the host accepted %d connections, want 2: one per guest connection", n)
 	}
 }
 
@@ -239,21 +249,29 @@ func TestGuestDial(t *testing.T) {
 	if addr == "" {
 		t.Skip("the guest half of TestRunForwardReachesHostLoopback")
 	}
-	d := net.Dialer{Timeout: 30 * time.Second}
-	c, err := d.DialContext(t.Context(), "tcp4", addr)
-	if err != nil {
-		t.Fatal(err)
+	// Two connections open at once; the second one asks first.
+	var conns []net.Conn
+	for range 2 {
+		d := net.Dialer{Timeout: 30 * time.Second}
+		c, err := d.DialContext(t.Context(), "tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		conns = append(conns, c)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(c, "hello from the guest\n"); err != nil {
-		t.Fatal(err)
+	for _, i := range []int{2, 1} {
+		c := conns[i-1]
+		if _, err := fmt.Fprintf(c, "hello %d from the guest\n", i); err != nil {
+			t.Fatal(err)
+		}
+		answer, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("answer %d: %s", i, answer)
 	}
-	answer, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("answer: %s", answer)
 }
 
 // TestRunRejectsBadOptions: mistakes are reported before anything boots

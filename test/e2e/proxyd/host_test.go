@@ -46,27 +46,30 @@ func TestProxydInVM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The builds run while the control plane starts.
+	// The builds run while the control plane starts; if the test ends
+	// first (a skip: no control plane binaries), they are stopped and
+	// waited for before its temporary directories go.
 	binDir := t.TempDir()
 	var (
 		wg                        sync.WaitGroup
 		proxydBin, guestBin, cni  string
 		proxydErr, guestErr, cErr error
-		buildTime                 time.Duration
 	)
-	wg.Go(func() {
-		start := time.Now()
-		proxydBin, proxydErr = buildProxyd(root, binDir)
-		guestBin, guestErr = buildGuest(root, binDir)
-		buildTime = time.Since(start)
-	})
-	wg.Go(func() { cni, cErr = cniPlugins(root) })
+	buildCtx, stopBuilds := context.WithCancel(t.Context())
+	defer func() {
+		stopBuilds()
+		wg.Wait()
+	}()
+	buildStart := time.Now()
+	wg.Go(func() { proxydBin, proxydErr = buildProxyd(buildCtx, root, binDir) })
+	wg.Go(func() { guestBin, guestErr = buildGuest(buildCtx, root, binDir) })
+	wg.Go(func() { cni, cErr = cniPlugins(buildCtx, root) })
 	cp := controlplane.StartForTestWith(t, controlplane.Options{ServingIPs: []net.IP{net.ParseIP(vm.ForwardAddr)}})
 	wg.Wait()
 	if err := errors.Join(proxydErr, guestErr, cErr); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("builds took %v", buildTime.Round(time.Millisecond))
+	t.Logf("control plane and builds ready after %v", time.Since(buildStart).Round(time.Millisecond))
 
 	u, err := url.Parse(cp.URL)
 	if err != nil {
@@ -114,7 +117,6 @@ func TestProxydInVM(t *testing.T) {
 		Forwards:     []vm.Forward{{GuestPort: uint16(port), Host: net.JoinHostPort("127.0.0.1", u.Port())}},
 		WritableDirs: []string{out},
 		Assets:       &assets,
-		MemoryMiB:    1536,
 		CPUs:         vmCPUs(),
 		Timeout:      vmTimeout,
 	})
@@ -139,9 +141,10 @@ func vmCPUs() int {
 	return 2
 }
 
-// buildProxyd builds the proxyd binary as the Makefile does, unless
-// NODENET_BIN_DIR names prebuilt daemons (test/binaries).
-func buildProxyd(root, dir string) (string, error) {
+// buildProxyd builds the proxyd binary as test/binaries does (version
+// stamped; no -trimpath, so it shares the build cache with the test
+// binaries), unless NODENET_BIN_DIR names prebuilt daemons.
+func buildProxyd(ctx context.Context, root, dir string) (string, error) {
 	if pre := os.Getenv("NODENET_BIN_DIR"); pre != "" {
 		p := filepath.Join(pre, "proxyd")
 		_, err := os.Stat(p)
@@ -150,17 +153,17 @@ func buildProxyd(root, dir string) (string, error) {
 	bin := filepath.Join(dir, "proxyd")
 	ldflags := "-X github.com/nodenet/nodenet/internal/version.Version=" + binaries.TestVersion +
 		" -X github.com/nodenet/nodenet/internal/version.Commit=e2e"
-	return bin, goCmd(root, "build", "-trimpath", "-ldflags", ldflags, "-o", bin, "./proxyd/cmd/proxyd")
+	return bin, goCmd(ctx, root, "build", "-ldflags", ldflags, "-o", bin, "./proxyd/cmd/proxyd")
 }
 
 // buildGuest compiles this package's guest half into a test binary.
-func buildGuest(root, dir string) (string, error) {
+func buildGuest(ctx context.Context, root, dir string) (string, error) {
 	bin := filepath.Join(dir, "proxyd-e2e-guest.test")
-	return bin, goCmd(root, "test", "-c", "-tags", "e2eguest", "-o", bin, "./test/e2e/proxyd")
+	return bin, goCmd(ctx, root, "test", "-c", "-tags", "e2eguest", "-o", bin, "./test/e2e/proxyd")
 }
 
-func goCmd(dir string, args ...string) error {
-	cmd := exec.Command("go", args...)
+func goCmd(ctx context.Context, dir string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -170,11 +173,11 @@ func goCmd(dir string, args ...string) error {
 
 // cniPlugins builds the CNI plugins the topology attaches pods with (once,
 // cached) and returns their directory: the guest cannot build them.
-func cniPlugins(root string) (string, error) {
+func cniPlugins(ctx context.Context, root string) (string, error) {
 	if d := os.Getenv("NODENET_CNI_BIN_DIR"); d != "" {
 		return d, nil
 	}
-	cmd := exec.Command(filepath.Join(root, "hack", "build-cni-plugins.sh"))
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "hack", "build-cni-plugins.sh"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
