@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,12 +72,15 @@ type Controller struct {
 	dirty               *dirtySet
 	problems            *problemReporter
 
-	lastNode   nodeFacts
-	nodeGen    uint64
-	publishAll bool
+	lastNode         nodeFacts
+	nodeGen          uint64
+	publishAll       bool
+	masqueradeFailed bool
+	draining         int
 
-	mu     sync.Mutex
-	counts map[string]uint64
+	// syncMu is held by Sync; Counts takes it to read the store.
+	syncMu sync.Mutex
+	mu     sync.Mutex // guards timer
 	timer  *time.Timer
 }
 
@@ -85,7 +89,7 @@ var _ daemon.Controller = (*Controller)(nil)
 // New wires a controller; nothing runs before Start. events records the
 // problems on the objects (nil: logged and counted only).
 func New(deps daemon.Deps, cfg Config, client kubernetes.Interface, k Kernel, events EventRecorder) *Controller {
-	c := &Controller{log: deps.Log, cfg: cfg, deps: deps, kernel: k, cache: newCache(), store: newStore(), dirty: newDirtySet(), counts: map[string]uint64{}}
+	c := &Controller{log: deps.Log, cfg: cfg, deps: deps, kernel: k, cache: newCache(), store: newStore(), dirty: newDirtySet()}
 	c.problems = newProblemReporter(deps.Log, events, deps.Metrics)
 	// Services another proxy implements are not even cached.
 	notOthers := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -132,15 +136,29 @@ func (c *Controller) Start(ctx context.Context) error {
 	return kube.StartAndSync(ctx, c.factories...)
 }
 
-// Counts is part of daemon.Controller.
+// Counts is part of daemon.Controller. They are computed on demand (status
+// asks rarely) rather than by every sync, which must stay cheap.
 func (c *Controller) Counts() map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]uint64, len(c.counts))
-	for k, v := range c.counts {
-		out[k] = v
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	dests := 0
+	vips := map[netip.Addr]bool{}
+	for _, cl := range c.store.claims {
+		vs := cl[0]
+		dests += len(vs.Dests)
+		if vs.Kind != model.NodePort {
+			vips[vs.Addr] = true
+		}
 	}
-	return out
+	return map[string]uint64{
+		"services":        uint64(len(c.store.results)),
+		"virtualServices": uint64(len(c.store.claims)),
+		"realServers":     uint64(dests),
+		"vips":            uint64(len(vips)),
+		"healthChecks":    uint64(len(c.store.checks)),
+		"draining":        uint64(c.draining),
+		"problems":        uint64(c.problems.count()),
+	}
 }
 
 // Sync is part of daemon.Controller. A full sync (or one after a change of
@@ -152,15 +170,19 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	if err != nil {
 		return err
 	}
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
 	dirty, all := c.dirty.take()
 	var res reconcile.Result
 	var syncErr error
+	touched := touchedAll
 	if full || all || nodeChanged {
 		res, syncErr = c.syncAll(node, full)
 	} else {
-		res, syncErr = c.syncDirty(dirty, node)
+		res, touched, syncErr = c.syncDirty(dirty, node)
 		if errors.Is(syncErr, reconcile.ErrNeedSync) {
 			res, syncErr = c.syncAll(node, true)
+			touched = touchedAll
 		}
 	}
 	if syncErr != nil {
@@ -170,10 +192,14 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	}
 	errs := []error{syncErr}
 
-	state := c.store.state()
-	c.problems.report(c.store.problems(), c.lookup)
-	if c.kernel.Masquerade != nil {
-		_, err := c.kernel.Masquerade.Apply(state, node.PodCIDRs, full)
+	// What follows depends on little of the state; a partial sync only
+	// does what its changes touched, so it costs in proportion to them.
+	if touched.problems {
+		c.problems.report(c.store.problems(), c.lookup)
+	}
+	if c.kernel.Masquerade != nil && (touched.masquerade || c.masqueradeFailed) {
+		_, err := c.kernel.Masquerade.Apply(c.store.state(), node.PodCIDRs, full || c.masqueradeFailed)
+		c.masqueradeFailed = err != nil
 		errs = append(errs, err)
 	}
 	if len(res.RemovedUDP) > 0 && c.kernel.Conntrack != nil {
@@ -185,14 +211,21 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 			errs = append(errs, fmt.Errorf("delete conntrack entries of removed UDP endpoints: %w", err))
 		}
 	}
-	if c.kernel.HealthChecks != nil {
-		errs = append(errs, c.kernel.HealthChecks.Sync(state.HealthChecks))
+	if c.kernel.HealthChecks != nil && touched.healthChecks {
+		errs = append(errs, c.kernel.HealthChecks.Sync(c.store.healthChecks()))
 	}
 	c.publish(res)
 	c.recheck(res.RecheckAfter)
-	c.setCounts(len(c.store.results), state, res)
+	c.draining = res.Draining
 	return errors.Join(errs...)
 }
+
+// touched says which consumers of the merged state a sync changed.
+type touched struct {
+	problems, masquerade, healthChecks bool
+}
+
+var touchedAll = touched{problems: true, masquerade: true, healthChecks: true}
 
 // syncAll recomputes every Service (the cache keeps the unchanged ones'
 // results) and reconciles the whole state.
@@ -220,26 +253,65 @@ func (c *Controller) syncAll(node nodeFacts, full bool) (reconcile.Result, error
 
 // syncDirty recomputes the Services in dirty and applies the virtual
 // services whose wanted value changed.
-func (c *Controller) syncDirty(dirty map[types.NamespacedName]bool, node nodeFacts) (reconcile.Result, error) {
+func (c *Controller) syncDirty(dirty map[types.NamespacedName]bool, node nodeFacts) (reconcile.Result, touched, error) {
+	var t touched
 	changed := map[model.VSKey]bool{}
+	before := map[model.VSKey]*model.VirtualService{}
 	for key := range dirty {
+		old, had := c.store.results[key]
+		for _, vs := range old.Services {
+			if _, ok := before[vs.VSKey]; !ok {
+				before[vs.VSKey] = c.store.winner(vs.VSKey)
+			}
+		}
 		svc, err := c.svcs.Services(key.Namespace).Get(key.Name)
 		if apierrors.IsNotFound(err) || (err == nil && otherProxy(svc)) {
 			c.cache.forget(key)
 			c.store.set(key, nil, changed)
+			t.problems = t.problems || len(old.Problems) > 0
+			t.healthChecks = t.healthChecks || old.HealthCheck != nil
 			continue
 		}
 		if err != nil {
-			return reconcile.Result{}, err
+			return reconcile.Result{}, t, err
 		}
 		r := c.compute(svc, node)
 		c.store.set(key, &r, changed)
+		t.problems = t.problems || !had || !slices.Equal(old.Problems, r.Problems)
+		t.healthChecks = t.healthChecks || !ptrEqual(old.HealthCheck, r.HealthCheck)
 	}
 	changes := make(map[model.VSKey]*model.VirtualService, len(changed))
 	for k := range changed {
-		changes[k] = c.store.winner(k)
+		now := c.store.winner(k)
+		changes[k] = now
+		prev, known := before[k]
+		if !known || !masqueradeEqual(prev, now) {
+			t.masquerade = true
+		}
+		if len(c.store.claims[k]) > 1 || (known && prev != nil && prev != now) {
+			t.problems = true // a claim conflict may have started or ended
+		}
 	}
-	return c.kernel.Reconciler.Update(changes)
+	res, err := c.kernel.Reconciler.Update(changes)
+	return res, t, err
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// masqueradeEqual: the nftables table does not care about the difference
+// between a and b (it holds keys, traffic policy and source ranges, not
+// endpoints).
+func masqueradeEqual(a, b *model.VirtualService) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.VSKey == b.VSKey && a.ExternalLocal == b.ExternalLocal && a.SourceRestricted == b.SourceRestricted &&
+		slices.Equal(a.SourceRanges, b.SourceRanges)
 }
 
 // otherProxy: the Service is implemented by another proxy. The informer's
@@ -307,27 +379,5 @@ func (c *Controller) recheck(d time.Duration) {
 	}
 	if d > 0 {
 		c.timer = time.AfterFunc(d, c.deps.Trigger)
-	}
-}
-
-func (c *Controller) setCounts(svcs int, st model.State, res reconcile.Result) {
-	dests := 0
-	vips := map[netip.Addr]bool{}
-	for _, vs := range st.Services {
-		dests += len(vs.Dests)
-		if vs.Kind != model.NodePort {
-			vips[vs.Addr] = true
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.counts = map[string]uint64{
-		"services":        uint64(svcs),
-		"virtualServices": uint64(len(st.Services)),
-		"realServers":     uint64(dests),
-		"vips":            uint64(len(vips)),
-		"healthChecks":    uint64(len(st.HealthChecks)),
-		"draining":        uint64(res.Draining),
-		"problems":        uint64(c.problems.count()),
 	}
 }

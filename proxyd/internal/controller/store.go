@@ -119,3 +119,13 @@ func (s *store) problems() []desired.Problem {
 	}
 	return out
 }
+
+// healthChecks are the health checks in force, by port.
+func (s *store) healthChecks() []model.HealthCheck {
+	out := make([]model.HealthCheck, 0, len(s.checks))
+	for _, cl := range s.checks {
+		out = append(out, cl[0])
+	}
+	slices.SortFunc(out, func(a, b model.HealthCheck) int { return cmp.Compare(a.Port, b.Port) })
+	return out
+}
