@@ -5,45 +5,15 @@ package conntrack
 import (
 	"net"
 	"net/netip"
-	"os"
-	"runtime"
 	"testing"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // Address plan: VIP 198.19.0.10:53, backends 198.18.128.5 and
 // 198.18.128.6, client 198.18.0.20; all inside a namespace this test makes.
-
-func newNamespaceHandle(t *testing.T) *netlink.Handle {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = orig.Close() }()
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ns.Close() })
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return h
-}
 
 func udpFlow(client netip.AddrPort, vip netip.AddrPort, backend netip.AddrPort) *netlink.ConntrackFlow {
 	return &netlink.ConntrackFlow{
@@ -57,7 +27,7 @@ func udpFlow(client netip.AddrPort, vip netip.AddrPort, backend netip.AddrPort) 
 }
 
 func TestDeleteUDPRemovesOnlyTheBackendsFlows(t *testing.T) {
-	h := newNamespaceHandle(t)
+	h := netnstest.Handle(t, netnstest.New(t))
 	vip := netip.MustParseAddrPort("198.19.0.10:53")
 	gone := netip.MustParseAddrPort("198.18.128.5:5353")
 	kept := netip.MustParseAddrPort("198.18.128.6:5353")

@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 )
 
@@ -37,7 +38,7 @@ var (
 
 func TestKernelConnectionCounts(t *testing.T) {
 	k, lb := newKernel(t)
-	srv := newNetns(t)
+	srv := netnstest.New(t)
 	topology(t, lb, srv)
 	echo(t, srv, connDest.String())
 
@@ -77,7 +78,7 @@ func TestKernelConnectionCounts(t *testing.T) {
 // last packet of a close has been seen.
 func waitConns(t *testing.T, k *Kernel, what string, active, inactive uint32) {
 	t.Helper()
-	waitFor(t, connsTimeout, what, func() (bool, string) {
+	netnstest.WaitFor(t, connsTimeout, pollInterval, what, func() (bool, string) {
 		ds, err := k.ListDests(connVIP)
 		if err != nil {
 			return false, err.Error()
@@ -93,36 +94,16 @@ func waitConns(t *testing.T, k *Kernel, what string, active, inactive uint32) {
 
 func topology(t *testing.T, lb, srv netns.NsHandle) {
 	t.Helper()
-	hl, hs := handle(t, lb), handle(t, srv)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lb-srv"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(srv))}
-	if err := hl.LinkAdd(veth); err != nil {
-		t.Fatalf("veth: %v", err)
-	}
+	netnstest.Veth(t, netnstest.End{NS: lb, Name: "lb-srv", Addrs: []string{"198.18.0.1/24"}},
+		netnstest.End{NS: srv, Name: "eth0", Addrs: []string{"198.18.0.2/24"}})
+	hl := netnstest.Handle(t, lb)
 	if err := hl.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "vip0"}}); err != nil {
 		t.Fatalf("dummy vip0: %v", err)
 	}
-	for _, l := range []struct {
-		h          *netlink.Handle
-		name, addr string
-	}{{hl, "lb-srv", "198.18.0.1/24"}, {hl, "vip0", connVIP.Addr.String() + "/32"}, {hs, "eth0", "198.18.0.2/24"}} {
-		link, err := l.h.LinkByName(l.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, err := netlink.ParseAddr(l.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.h.AddrAdd(link, addr); err != nil {
-			t.Fatalf("address %s on %s: %v", l.addr, l.name, err)
-		}
-		if err := l.h.LinkSetUp(link); err != nil {
-			t.Fatalf("%s up: %v", l.name, err)
-		}
-	}
+	netnstest.LinkUp(t, hl, "vip0", connVIP.Addr.String()+"/32")
 	// Replies to the client (whose source is the VIP) go back through lb,
 	// where IPVS reverses the NAT.
-	if err := hs.RouteAdd(&netlink.Route{Gw: net.ParseIP("198.18.0.1")}); err != nil {
+	if err := netnstest.Handle(t, srv).RouteAdd(&netlink.Route{Gw: net.ParseIP("198.18.0.1")}); err != nil {
 		t.Fatalf("default route in srv: %v", err)
 	}
 }
@@ -131,7 +112,7 @@ func topology(t *testing.T, lb, srv netns.NsHandle) {
 func echo(t *testing.T, ns netns.NsHandle, addr string) {
 	t.Helper()
 	var ln net.Listener
-	mustOK(t, inNetns(ns, func() (err error) {
+	mustOK(t, netnstest.InNetns(ns, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
 		return err
 	}))
@@ -152,7 +133,7 @@ func echo(t *testing.T, ns netns.NsHandle, addr string) {
 
 func dialVIPErr(lb netns.NsHandle) (net.Conn, error) {
 	var c net.Conn
-	err := inNetns(lb, func() (err error) {
+	err := netnstest.InNetns(lb, func() (err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 		defer cancel()
 		var d net.Dialer

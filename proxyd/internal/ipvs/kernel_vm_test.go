@@ -13,6 +13,7 @@ import (
 	"github.com/cloudflare/ipvs/netmask"
 	"golang.org/x/sys/unix"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 )
 
@@ -180,7 +181,7 @@ func TestKernelErrnos(t *testing.T) {
 func TestKernelListSkipsFwmark(t *testing.T) {
 	k, ns := newKernel(t)
 	var lib libipvs.Client
-	mustOK(t, inNetns(ns, func() (err error) {
+	mustOK(t, netnstest.InNetns(ns, func() (err error) {
 		lib, err = libipvs.New()
 		return err
 	}))

@@ -28,6 +28,7 @@ import (
 
 	"github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -37,8 +38,7 @@ import (
 // a throwaway namespace.
 func requireIPVS(t *testing.T) {
 	t.Helper()
-	requireRoot(t)
-	err := inNetns(newNetns(t), func() error {
+	err := netnstest.InNetns(netnstest.New(t), func() error {
 		c, err := ipvs.New()
 		if err != nil {
 			return err
@@ -60,11 +60,13 @@ func closeIPVS(c ipvs.Client) {
 
 func TestVMIPVSMasqueradeHairpinLocal(t *testing.T) {
 	requireIPVS(t)
-	node, ext, be, podA, podB := newNetns(t), newNetns(t), newNetns(t), newNetns(t), newNetns(t)
+	node, ext, be, podA, podB := netnstest.New(t), netnstest.New(t), netnstest.New(t), netnstest.New(t), netnstest.New(t)
 
-	vethPair(t, end{node, "n-ext", []string{"198.18.0.1/24"}}, end{ext, "eth0", []string{"198.18.0.2/24"}})
+	netnstest.Veth(t, netnstest.End{NS: node, Name: "n-ext", Addrs: []string{"198.18.0.1/24"}},
+		netnstest.End{NS: ext, Name: "eth0", Addrs: []string{"198.18.0.2/24"}})
 	defaultRoute(t, ext, "198.18.0.1")
-	vethPair(t, end{node, "n-be", []string{"198.18.1.1/24"}}, end{be, "eth0", []string{"198.18.1.2/24"}})
+	netnstest.Veth(t, netnstest.End{NS: node, Name: "n-be", Addrs: []string{"198.18.1.1/24"}},
+		netnstest.End{NS: be, Name: "eth0", Addrs: []string{"198.18.1.2/24"}})
 	defaultRoute(t, be, "198.18.1.1")
 	serveWho(t, be, ":8080")
 	newBridge(t, node, "br0", "198.18.128.1/24")
@@ -73,15 +75,15 @@ func TestVMIPVSMasqueradeHairpinLocal(t *testing.T) {
 	serveWho(t, podA, ":8080")
 	serveWho(t, podB, ":8080")
 
-	h := nlHandle(t, node)
+	h := netnstest.Handle(t, node)
 	if err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "vip0"}}); err != nil {
 		t.Fatalf("dummy vip0: %v", err)
 	}
 	vips := []string{"198.19.0.10/32", "198.19.0.11/32", "198.19.0.12/32", "198.19.0.13/32"}
-	upWithAddrs(t, node, "vip0", vips...)
+	netnstest.LinkUp(t, h, "vip0", vips...)
 
 	var client ipvs.Client
-	if err := inNetns(node, func() (err error) {
+	if err := netnstest.InNetns(node, func() (err error) {
 		client, err = ipvs.New() // its netlink socket stays in node
 		return err
 	}); err != nil {

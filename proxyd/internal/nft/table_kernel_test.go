@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -42,7 +43,7 @@ func nftConn(t *testing.T, ns netns.NsHandle) *nftables.Conn {
 }
 
 func TestKernelCreateReadBackRestart(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	tb := New(Config{NetNS: int(ns)})
 	d := Build(baseState(), basePods)
 
@@ -78,7 +79,7 @@ func TestKernelCreateReadBackRestart(t *testing.T) {
 func TestKernelDeltas(t *testing.T) {
 	for _, tc := range deltaCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := newNetns(t)
+			ns := netnstest.New(t)
 			tb := New(Config{NetNS: int(ns)})
 			mustApply(t, tb, Build(baseState(), basePods))
 			s, pods := baseState(), basePods
@@ -186,7 +187,7 @@ func foreignState(t *testing.T, ns netns.NsHandle) string {
 }
 
 func TestKernelDeleteRemovesOnlyProxydsTable(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	foreignTables(t, ns)
 	before := foreignState(t, ns)
 	if !strings.Contains(before, "set blocked: [c6120042]") {
@@ -214,7 +215,7 @@ func TestKernelDeleteRemovesOnlyProxydsTable(t *testing.T) {
 }
 
 func TestKernelLeavesConcurrentForeignTablesAlone(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	foreignTables(t, ns)
 
 	// Another daemon keeps writing its own table while proxyd syncs.
@@ -269,7 +270,7 @@ func TestKernelLeavesConcurrentForeignTablesAlone(t *testing.T) {
 }
 
 func TestKernelRepairsChanges(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	tb := New(Config{NetNS: int(ns)})
 	d := Build(baseState(), basePods)
 	mustApply(t, tb, d)
@@ -347,7 +348,7 @@ func TestKernelLargeTable(t *testing.T) {
 		{"10k VIPs and 2000 IPv6 source ranges", bigState()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := newNetns(t)
+			ns := netnstest.New(t)
 			tb := New(Config{NetNS: int(ns)})
 			s := tc.state
 			d := Build(s, basePods)
@@ -478,7 +479,7 @@ func BenchmarkKernelFullNoChange(b *testing.B) {
 func benchNetns(b *testing.B) netns.NsHandle {
 	b.Helper()
 	var ns netns.NsHandle
-	if err := onThread(func() (err error) {
+	if err := netnstest.OnThread(func() (err error) {
 		ns, err = netns.New()
 		return err
 	}); err != nil {

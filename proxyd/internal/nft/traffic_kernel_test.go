@@ -41,6 +41,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -111,7 +112,7 @@ type topology struct {
 
 func newTopology(t *testing.T) *topology {
 	t.Helper()
-	tp := &topology{node: newNetns(t), ext: newNetns(t), be: newNetns(t), podA: newNetns(t), podB: newNetns(t)}
+	tp := &topology{node: netnstest.New(t), ext: netnstest.New(t), be: netnstest.New(t), podA: netnstest.New(t), podB: netnstest.New(t)}
 	sysctl(t, tp.node, "net.ipv4.ip_forward", "1")
 	sysctl(t, tp.node, "net.ipv6.conf.all.forwarding", "1")
 	// Bridged traffic must not pass the IP hooks (br_netfilter), or a
@@ -123,13 +124,13 @@ func newTopology(t *testing.T) *topology {
 		}
 	}
 
-	vethPair(t, end{tp.node, "n-ext", []string{"198.18.0.1/24", "2001:db8:a::1/64"}},
-		end{tp.ext, "eth0", []string{"198.18.0.2/24", "198.18.0.50/24", "2001:db8:a::2/64", "2001:db8:a::50/64"}})
+	netnstest.Veth(t, netnstest.End{NS: tp.node, Name: "n-ext", Addrs: []string{"198.18.0.1/24", "2001:db8:a::1/64"}},
+		netnstest.End{NS: tp.ext, Name: "eth0", Addrs: []string{"198.18.0.2/24", "198.18.0.50/24", "2001:db8:a::2/64", "2001:db8:a::50/64"}})
 	defaultRoute(t, tp.ext, "198.18.0.1")
 	defaultRoute(t, tp.ext, "2001:db8:a::1")
 
-	vethPair(t, end{tp.node, "n-be", []string{"198.18.1.1/24", "2001:db8:b::1/64"}},
-		end{tp.be, "eth0", []string{"198.18.1.2/24", "2001:db8:b::2/64"}})
+	netnstest.Veth(t, netnstest.End{NS: tp.node, Name: "n-be", Addrs: []string{"198.18.1.1/24", "2001:db8:b::1/64"}},
+		netnstest.End{NS: tp.be, Name: "eth0", Addrs: []string{"198.18.1.2/24", "2001:db8:b::2/64"}})
 	defaultRoute(t, tp.be, "198.18.1.1")
 	defaultRoute(t, tp.be, "2001:db8:b::1")
 	route(t, tp.node, "198.19.0.0/24", "198.18.1.2")
@@ -149,7 +150,7 @@ func newTopology(t *testing.T) *topology {
 // anyIP makes every address of cidr local to ns (a local route on lo).
 func anyIP(t *testing.T, ns netns.NsHandle, cidr string) {
 	t.Helper()
-	h := nlHandle(t, ns)
+	h := netnstest.Handle(t, ns)
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +331,7 @@ func expectDropped(t *testing.T, tp *topology, probes []probe, pr probe) {
 		_, err := who(ctx, from, pr.src, hp(pr.p.vip(pr.vip), 80))
 		done <- err
 	}()
-	eventually(t, dialTimeout, "two SYNs of "+pr.String()+" to reach the node", func() (bool, string) {
+	netnstest.WaitFor(t, dialTimeout, pollInterval, "two SYNs of "+pr.String()+" to reach the node", func() (bool, string) {
 		select {
 		case err := <-done:
 			t.Fatalf("%v: connection ended before it was seen dropped: %v", pr, err)

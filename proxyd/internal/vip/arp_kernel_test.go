@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -156,7 +157,7 @@ func TestARPAnnounceOfVIPs(t *testing.T) {
 // returns the link-layer address it learned, nil when resolution failed.
 func resolve(t *testing.T, p *pair, a netip.Addr) net.HardwareAddr {
 	t.Helper()
-	if err := inNetns(p.peer, func() error {
+	if err := netnstest.InNetns(p.peer, func() error {
 		c, err := net.Dial("udp", netip.AddrPortFrom(a, 9).String()) // discard
 		if err != nil {
 			return err
@@ -168,7 +169,7 @@ func resolve(t *testing.T, p *pair, a netip.Addr) net.HardwareAddr {
 		t.Fatalf("send to %s: %v", a, err)
 	}
 	var mac net.HardwareAddr
-	waitFor(t, 10*time.Second, fmt.Sprintf("peer's neighbour entry for %s to settle", a), func() (bool, string) {
+	netnstest.WaitFor(t, 10*time.Second, pollInterval, fmt.Sprintf("peer's neighbour entry for %s to settle", a), func() (bool, string) {
 		n, state, err := neighbour(p.peer, a)
 		switch {
 		case err != nil:

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -38,8 +39,8 @@ type benchEnv struct {
 // restores the state write started from (first made by undo too, when
 // undoFirst: the deletes start from n routes).
 func benchWrites(b *testing.B, n int, undoFirst bool, write, undo func(benchEnv) error) {
-	ns := newNetns(b)
-	env := benchEnv{k: newKernel(b, ns), h: nlHandle(b, ns)}
+	ns := netnstest.New(b)
+	env := benchEnv{k: newKernel(b, ns), h: netnstest.Handle(b, ns)}
 	if undoFirst {
 		if err := undo(env); err != nil {
 			b.Fatal(err)
@@ -123,8 +124,8 @@ func BenchmarkList(b *testing.B) {
 	for _, n := range []int{1000, 10000, 30000} {
 		for _, others := range []int{0, 20000} {
 			b.Run(fmt.Sprintf("vips=%d/main-routes=%d", n, others), func(b *testing.B) {
-				ns := newNetns(b)
-				k, h := newKernel(b, ns), nlHandle(b, ns)
+				ns := netnstest.New(b)
+				k, h := newKernel(b, ns), netnstest.Handle(b, ns)
 				if err := k.AddAll(vipRange(n, false)); err != nil {
 					b.Fatal(err)
 				}
@@ -178,7 +179,7 @@ func addMainRoutes(h *netlink.Handle, n int) error {
 // after the namespace is closed, and with 30k addresses that takes long:
 // which is why this benchmark comes last.
 func BenchmarkAddresses(b *testing.B) {
-	requireRoot(b)
+	netnstest.RequireRoot(b, "creates network namespaces and routes in them (run as root with -tags kernel)")
 	kind := "dummy"
 	if _, _, done, err := addressLink(kind); err != nil {
 		b.Logf("no dummy links in this kernel (%v): addresses go on lo; run in the VM for dummy links", err)
@@ -213,7 +214,7 @@ func BenchmarkAddresses(b *testing.B) {
 // addressLink makes a namespace with the link to put the addresses on (a
 // new dummy link, or lo); done removes it.
 func addressLink(kind string) (*netlink.Handle, netlink.Link, func(), error) {
-	ns, err := createNetns()
+	ns, err := netnstest.Create()
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -36,7 +37,7 @@ func sorted(vips ...[]netip.Addr) []netip.Addr {
 }
 
 func TestKernelAddListDelete(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	k := newKernel(t, ns)
 	if got := mustList(t, k); len(got) != 0 {
 		t.Fatalf("fresh namespace lists %v", got)
@@ -51,7 +52,7 @@ func TestKernelAddListDelete(t *testing.T) {
 		t.Fatalf("List = %v, want %v", got, want)
 	}
 	// The routes are what the package comment says.
-	routes := localRoutes(t, nlHandle(t, ns))
+	routes := localRoutes(t, netnstest.Handle(t, ns))
 	for _, dst := range []string{"198.19.0.10/32 metric 79", "2001:db8:19::10/128 metric 79"} {
 		if p, ok := routes[dst]; !ok || p != RouteProtocol {
 			t.Errorf("local route %s: protocol %v (present %v), want %d; routes %v", dst, p, ok, RouteProtocol, routes)
@@ -76,7 +77,7 @@ func TestKernelAddListDelete(t *testing.T) {
 }
 
 func TestKernelBatches(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	k := newKernel(t, ns)
 	// More than one chunk of each family, a duplicate and two bad VIPs.
 	v4, v6 := vipRange(3*defaultBatchSize+7, false), vipRange(defaultBatchSize+1, true)
@@ -193,7 +194,7 @@ func TestKernelLeavesOtherRoutesAlone(t *testing.T) {
 // A restarted proxyd (a new Kernel on the same namespace) finds the routes
 // the old one added.
 func TestKernelAdoptsRoutesAfterRestart(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	vips := sorted(vipRange(300, false), vipRange(300, true))
 	old, err := NewKernel(ns)
 	if err != nil {
@@ -223,7 +224,7 @@ func TestKernelAdoptsRoutesAfterRestart(t *testing.T) {
 // When the answers to a batch overflow the socket's receive buffer, the
 // batch reports ErrOverrun and the socket stays usable.
 func TestKernelOverrun(t *testing.T) {
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	k := newKernel(t, ns)
 	k.batchSize = 2000
 	if err := unix.SetsockoptInt(k.sock.GetFd(), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096); err != nil {
@@ -254,7 +255,7 @@ func TestKernelOverrun(t *testing.T) {
 func TestKernelListUnderChurn(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) {
-			ns := newNetns(t)
+			ns := netnstest.New(t)
 			k := newKernel(t, ns)
 			// Enough routes for a dump of several parts (receives).
 			vips := vipRange(1500, v6)
@@ -266,7 +267,7 @@ func TestKernelListUnderChurn(t *testing.T) {
 				churn = netip.MustParsePrefix("2001:db8:0:ff::/120") // sorts before the VIPs
 			}
 			stop, done := make(chan struct{}), make(chan error)
-			h := nlHandle(t, ns)
+			h := netnstest.Handle(t, ns)
 			go func() { done <- churnLocalRoutes(h, churn, stop) }()
 
 			const lists = 20
@@ -334,8 +335,8 @@ func churnLocalRoutes(h *netlink.Handle, prefix netip.Prefix, stop <-chan struct
 // Taking lo down removes the IPv6 routes through it (the IPv4 ones stay,
 // on the kernels measured); the next sync's AddAll puts them back.
 func TestKernelRepairsAfterLoopbackDown(t *testing.T) {
-	ns := newNetns(t)
-	k, h := newKernel(t, ns), nlHandle(t, ns)
+	ns := netnstest.New(t)
+	k, h := newKernel(t, ns), netnstest.Handle(t, ns)
 	vips := sorted(vipRange(3, false), vipRange(3, true))
 	if err := k.AddAll(vips); err != nil {
 		t.Fatal(err)

@@ -5,17 +5,16 @@ package vip
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -32,99 +31,8 @@ import (
 //	198.19.0.0/16,  2001:db8:19::/64      VIPs (the services range)
 //	198.19.255.0/24, 2001:db8:0:ff::/120  other owners' local routes
 
-// requireRoot skips unless the test may create network namespaces.
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: creates network namespaces and routes in them (run as root with -tags kernel)")
-	}
-}
-
-// onThread runs fn on a locked OS thread, then puts the thread back into
-// the namespace it started in. A thread that cannot be put back stays
-// locked, so the runtime ends it with the goroutine instead of reusing it.
-func onThread(fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer orig.Close()
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			done <- errors.Join(ferr, fmt.Errorf("back to the original netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	return <-done
-}
-
-// inNetns runs fn on a thread switched into ns: sockets fn opens belong to
-// ns, and stay usable from any goroutine.
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	return onThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return err
-		}
-		return fn()
-	})
-}
-
-// newNetns creates a network namespace with lo up (createNetns), removed
-// with the test.
-func newNetns(tb testing.TB) netns.NsHandle {
-	tb.Helper()
-	requireRoot(tb)
-	ns, err := createNetns()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = ns.Close() })
-	return ns
-}
-
-// createNetns creates an unnamed network namespace with lo up. The kernel
-// removes it once its handle is closed and the last socket in it is gone.
-func createNetns() (netns.NsHandle, error) {
-	var ns netns.NsHandle
-	if err := onThread(func() (err error) {
-		ns, err = netns.New() // also moves the thread into it
-		return err
-	}); err != nil {
-		return ns, fmt.Errorf("new netns: %w", err)
-	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		_ = ns.Close()
-		return ns, err
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err == nil {
-		err = h.LinkSetUp(lo)
-	}
-	if err != nil {
-		_ = ns.Close()
-		return ns, fmt.Errorf("lo up: %w", err)
-	}
-	return ns, nil
-}
-
-// nlHandle is a netlink handle bound to ns, closed with the test.
-func nlHandle(tb testing.TB, ns netns.NsHandle) *netlink.Handle {
-	tb.Helper()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		tb.Fatalf("netlink handle: %v", err)
-	}
-	tb.Cleanup(h.Close)
-	return h
-}
+// pollInterval is how often waits look at the kernel's state again.
+const pollInterval = 10 * time.Millisecond
 
 // newKernel is the implementation under test, working in ns.
 func newKernel(tb testing.TB, ns netns.NsHandle) *Kernel {
@@ -150,28 +58,30 @@ type pair struct {
 func newPair(t *testing.T) *pair {
 	t.Helper()
 	p := &pair{
-		node: newNetns(t), peer: newNetns(t),
+		node: netnstest.New(t), peer: netnstest.New(t),
 		node4: netip.MustParseAddr("198.18.0.10"), node6: netip.MustParseAddr("2001:db8:18::10"),
 		peer4: netip.MustParseAddr("198.18.0.20"), peer6: netip.MustParseAddr("2001:db8:18::20"),
 	}
-	p.nodeH, p.peerH = nlHandle(t, p.node), nlHandle(t, p.peer)
+	p.nodeH, p.peerH = netnstest.Handle(t, p.node), netnstest.Handle(t, p.peer)
 	// No duplicate address detection on the links to come: their
 	// link-local addresses would stay unusable for a second or two, and
 	// with them IPv6 neighbour solicitations.
 	for _, ns := range []netns.NsHandle{p.node, p.peer} {
 		setSysctl(t, ns, "net/ipv6/conf/default/accept_dad", "0")
 	}
-	// Create both ends in the node, then move one: veth's PeerNamespace.
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth0",
-		PeerNamespace: netlink.NsFd(int(p.peer))}
-	if err := p.nodeH.LinkAdd(veth); err != nil {
-		t.Fatalf("veth: %v", err)
+	// eth0 on both sides; their own IPv6 addresses skip duplicate address
+	// detection too (netnstest.LinkUp).
+	netnstest.Veth(t,
+		netnstest.End{NS: p.node, Name: "eth0", Addrs: []string{prefix(p.node4, 24), prefix(p.node6, 64)}},
+		netnstest.End{NS: p.peer, Name: "eth0", Addrs: []string{prefix(p.peer4, 24), prefix(p.peer6, 64)}})
+	eth0, err := p.nodeH.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.nodeMAC = linkUp(t, p.nodeH, p.node4, p.node6).Attrs().HardwareAddr
-	linkUp(t, p.peerH, p.peer4, p.peer6)
+	p.nodeMAC = eth0.Attrs().HardwareAddr
 	waitAddressRoutes(t, p.nodeH, p.node4, p.node6)
 	waitAddressRoutes(t, p.peerH, p.peer4, p.peer6)
-	waitFor(t, 10*time.Second, "veth carrier up on both sides", func() (bool, string) {
+	netnstest.WaitFor(t, 10*time.Second, pollInterval, "veth carrier up on both sides", func() (bool, string) {
 		for _, h := range []*netlink.Handle{p.nodeH, p.peerH} {
 			l, err := h.LinkByName("eth0")
 			if err != nil {
@@ -186,24 +96,9 @@ func newPair(t *testing.T) *pair {
 	return p
 }
 
-// linkUp gives eth0 its addresses (/24 and /64; no duplicate address
-// detection) and brings it up.
-func linkUp(t *testing.T, h *netlink.Handle, a4, a6 netip.Addr) netlink.Link {
-	t.Helper()
-	l, err := h.LinkByName("eth0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []netip.Prefix{netip.PrefixFrom(a4, 24), netip.PrefixFrom(a6, 64)} {
-		addr := &netlink.Addr{IPNet: ipNet(p), Flags: unix.IFA_F_NODAD}
-		if err := h.AddrAdd(l, addr); err != nil {
-			t.Fatalf("address %s: %v", p, err)
-		}
-	}
-	if err := h.LinkSetUp(l); err != nil {
-		t.Fatalf("eth0 up: %v", err)
-	}
-	return l
+// prefix is a with a prefix length, in CIDR notation.
+func prefix(a netip.Addr, bits int) string {
+	return netip.PrefixFrom(a, bits).String()
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {
@@ -214,7 +109,7 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // added: IPv6 installs them from a work queue, after the call returned.
 func waitAddressRoutes(t *testing.T, h *netlink.Handle, addrs ...netip.Addr) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("local routes of %v", addrs), func() (bool, string) {
+	netnstest.WaitFor(t, 10*time.Second, pollInterval, fmt.Sprintf("local routes of %v", addrs), func() (bool, string) {
 		routes := localRoutes(t, h)
 		for _, a := range addrs {
 			if routes[addressRouteKey(a)] != unix.RTPROT_KERNEL {
@@ -250,7 +145,7 @@ func (p *pair) routeVIPsViaNode(t *testing.T) {
 // namespace, resolved by the opening thread's namespace).
 func setSysctl(t *testing.T, ns netns.NsHandle, key, value string) {
 	t.Helper()
-	if err := inNetns(ns, func() error {
+	if err := netnstest.InNetns(ns, func() error {
 		return os.WriteFile("/proc/sys/"+key, []byte(value), 0o644)
 	}); err != nil {
 		t.Fatalf("sysctl %s=%s: %v", key, value, err)
@@ -263,7 +158,7 @@ func setSysctl(t *testing.T, ns netns.NsHandle, key, value string) {
 func serveLocalAddr(t *testing.T, ns netns.NsHandle, port int) {
 	t.Helper()
 	var l net.Listener
-	if err := inNetns(ns, func() (err error) {
+	if err := netnstest.InNetns(ns, func() (err error) {
 		l, err = net.Listen("tcp", fmt.Sprintf(":%d", port)) // [::]: both families
 		return err
 	}); err != nil {
@@ -287,7 +182,7 @@ func serveLocalAddr(t *testing.T, ns netns.NsHandle, port int) {
 // server saw the connection arrive at.
 func askLocalAddr(ctx context.Context, ns netns.NsHandle, addr netip.Addr, port int) (netip.Addr, error) {
 	var c net.Conn
-	if err := inNetns(ns, func() (err error) {
+	if err := netnstest.InNetns(ns, func() (err error) {
 		var d net.Dialer
 		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(addr, uint16(port)).String())
 		return err
@@ -303,25 +198,6 @@ func askLocalAddr(ctx context.Context, ns netns.NsHandle, addr netip.Addr, port 
 		return netip.Addr{}, fmt.Errorf("read from %s: %w", addr, err)
 	}
 	return netip.ParseAddr(strings.TrimSpace(line))
-}
-
-// waitFor polls cond until it reports done or timeout passes; cond's last
-// explanation goes into the failure.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (done bool, state string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		done, state := cond()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v: %s", what, timeout, state)
-		}
-		<-tick.C
-	}
 }
 
 // localRoutes returns every route of table local in ns with its protocol,

@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -15,18 +16,16 @@ import (
 
 func TestDummyLink(t *testing.T) {
 	requireIPVS(t)
-	h := handle(t, newNetns(t))
+	h := netnstest.Handle(t, netnstest.New(t))
 	if err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "dummy0"}}); err != nil {
 		t.Fatalf("dummy link: %v", err)
 	}
-	if err := linkUpWithAddr(h, "dummy0", "198.18.250.1/32"); err != nil {
-		t.Fatal(err)
-	}
+	netnstest.LinkUp(t, h, "dummy0", "198.18.250.1/32")
 }
 
 func TestIPIPTunnel(t *testing.T) {
 	requireIPVS(t)
-	h := handle(t, newNetns(t))
+	h := netnstest.Handle(t, netnstest.New(t))
 	tun := &netlink.Iptun{
 		LinkAttrs: netlink.LinkAttrs{Name: "tunl-test"},
 		Local:     net.ParseIP("198.18.250.1"),
@@ -47,7 +46,7 @@ func TestIPIPTunnel(t *testing.T) {
 func TestSCTPSocket(t *testing.T) {
 	requireIPVS(t)
 	var fd int
-	err := inNetns(newNetns(t), func() (err error) {
+	err := netnstest.InNetns(netnstest.New(t), func() (err error) {
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_SCTP)
 		return err
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
+	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -49,25 +50,23 @@ type director struct {
 
 func newDirector(t *testing.T, scheduler string) *director {
 	t.Helper()
-	lb, s1, s2 := newNetns(t), newNetns(t), newNetns(t)
-	vethPair(t, end{lb, "lb-s1", s1Router + "/24"}, end{s1, "eth0", s1Addr + "/24"})
-	vethPair(t, end{lb, "lb-s2", s2Router + "/24"}, end{s2, "eth0", s2Addr + "/24"})
+	lb, s1, s2 := netnstest.New(t), netnstest.New(t), netnstest.New(t)
+	netnstest.Veth(t, netnstest.End{NS: lb, Name: "lb-s1", Addrs: []string{s1Router + "/24"}}, netnstest.End{NS: s1, Name: "eth0", Addrs: []string{s1Addr + "/24"}})
+	netnstest.Veth(t, netnstest.End{NS: lb, Name: "lb-s2", Addrs: []string{s2Router + "/24"}}, netnstest.End{NS: s2, Name: "eth0", Addrs: []string{s2Addr + "/24"}})
 	defaultRoute(t, s1, s1Router)
 	defaultRoute(t, s2, s2Router)
 	serveName(t, s1, fmt.Sprintf("%s:%d", s1Addr, vipPort), "s1")
 	serveName(t, s2, fmt.Sprintf("%s:%d", s2Addr, vipPort), "s2")
 
 	// The VIP is local to lb, as on a node (kube-proxy's kube-ipvs0).
-	h := handle(t, lb)
+	h := netnstest.Handle(t, lb)
 	if err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "vip0"}}); err != nil {
 		t.Fatalf("dummy vip0: %v", err)
 	}
-	if err := linkUpWithAddr(h, "vip0", vip+"/32"); err != nil {
-		t.Fatal(err)
-	}
+	netnstest.LinkUp(t, h, "vip0", vip+"/32")
 
 	d := &director{lb: lb}
-	err := inNetns(lb, func() (err error) {
+	err := netnstest.InNetns(lb, func() (err error) {
 		d.client, err = ipvs.New() // the netlink socket stays in lb
 		return err
 	})
@@ -148,7 +147,7 @@ func TestRoundRobinOverRealTCP(t *testing.T) {
 
 	// The kernel sums its per-CPU counters every 2 s: poll until the
 	// statistics show every connection, evenly spread.
-	waitFor(t, statsTimeout, "IPVS statistics", func() (bool, string) {
+	netnstest.WaitFor(t, statsTimeout, pollInterval, "IPVS statistics", func() (bool, string) {
 		svc, err := d.client.Service(d.svc)
 		if err != nil {
 			return false, err.Error()
