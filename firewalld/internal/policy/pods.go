@@ -1,0 +1,157 @@
+package policy
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// podInfo is a pod that has addresses and is not on the host's network:
+// the pods policies can select and name as peers.
+type podInfo struct {
+	namespace, name string
+	labels          map[string]string
+	ips             []netip.Addr
+	local           bool
+	// ports are the pod's named container ports, "name/PROTOCOL" → port.
+	ports map[string]uint16
+	ident *identity
+}
+
+// pods filters and parses the pods of the cluster; bad addresses are
+// reported and skipped. Two pods claiming one address (a stale pod whose
+// address was reused) are resolved in favour of the one not being deleted,
+// then the newer: the returned pods never share an address.
+func pods(in []*corev1.Pod, node string, ps *problems) []*podInfo {
+	sorted := slices.Clone(in)
+	slices.SortFunc(sorted, func(a, b *corev1.Pod) int {
+		return cmp.Or(
+			cmp.Compare(boolInt(a.DeletionTimestamp != nil), boolInt(b.DeletionTimestamp != nil)),
+			b.CreationTimestamp.Compare(a.CreationTimestamp.Time),
+			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	taken := map[netip.Addr]bool{}
+	var out []*podInfo
+	for _, p := range sorted {
+		if p.Spec.HostNetwork || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		info := &podInfo{namespace: p.Namespace, name: p.Name, labels: p.Labels, local: p.Spec.NodeName == node, ports: namedPorts(p)}
+		for _, s := range podIPStrings(p) {
+			ip, err := netip.ParseAddr(s)
+			if err != nil {
+				ps.add("Pod", p.Namespace, p.Name, ReasonInvalidPodIP, "status.podIPs: %q: %v; the address is ignored", s, err)
+				continue
+			}
+			ip = ip.Unmap()
+			if taken[ip] || slices.Contains(info.ips, ip) {
+				continue
+			}
+			taken[ip] = true
+			info.ips = append(info.ips, ip)
+		}
+		if len(info.ips) > 0 {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func podIPStrings(p *corev1.Pod) []string {
+	var out []string
+	for _, ip := range p.Status.PodIPs {
+		out = append(out, ip.IP)
+	}
+	if len(out) == 0 && p.Status.PodIP != "" {
+		out = append(out, p.Status.PodIP)
+	}
+	return out
+}
+
+// namedPorts returns the pod's named ports; the first container declaring
+// a name and protocol wins. Sidecars (init containers that keep running)
+// serve too, so their ports count.
+func namedPorts(p *corev1.Pod) map[string]uint16 {
+	var out map[string]uint16
+	add := func(cs []corev1.Container) {
+		for _, c := range cs {
+			for _, cp := range c.Ports {
+				if cp.Name == "" || cp.ContainerPort < 1 || cp.ContainerPort > 65535 {
+					continue
+				}
+				proto := cp.Protocol
+				if proto == "" {
+					proto = corev1.ProtocolTCP
+				}
+				k := cp.Name + "/" + string(proto)
+				if out == nil {
+					out = map[string]uint16{}
+				}
+				if _, ok := out[k]; !ok {
+					out[k] = uint16(cp.ContainerPort)
+				}
+			}
+		}
+	}
+	add(p.Spec.Containers)
+	add(p.Spec.InitContainers)
+	return out
+}
+
+// identity is what selectors can see of a pod: its namespace, its labels
+// and its named ports. Namespace labels are looked up when matching, so
+// relabelling a namespace changes which peers an identity matches, not the
+// identity's number.
+type identity struct {
+	key       string
+	namespace string
+	labels    map[string]string
+	ports     map[string]uint16
+}
+
+func identityKey(p *podInfo) string {
+	var b strings.Builder
+	b.WriteString("ident\x00")
+	b.WriteString(p.namespace)
+	b.WriteByte(0)
+	b.WriteString(sortedLabels(p.labels))
+	b.WriteByte(0)
+	names := make([]string, 0, len(p.ports))
+	for n := range p.ports {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		b.WriteString(n)
+		b.WriteByte('=')
+		b.WriteString(strconv.Itoa(int(p.ports[n])))
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+// identities gives every pod its identity, one per distinct key.
+func identities(ps []*podInfo) map[string]*identity {
+	out := map[string]*identity{}
+	for _, p := range ps {
+		k := identityKey(p)
+		id, ok := out[k]
+		if !ok {
+			id = &identity{key: k, namespace: p.namespace, labels: p.labels, ports: p.ports}
+			out[k] = id
+		}
+		p.ident = id
+	}
+	return out
+}
