@@ -11,6 +11,7 @@ import (
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/daemon"
 	"github.com/nodenet/nodenet/internal/kube"
+	isysctl "github.com/nodenet/nodenet/internal/sysctl"
 	"github.com/nodenet/nodenet/internal/version"
 	"github.com/nodenet/nodenet/proxyd/internal/conntrack"
 	"github.com/nodenet/nodenet/proxyd/internal/controller"
@@ -71,7 +72,7 @@ func kernel(cfg controller.Config, writes *kernelWrites) (*reconcile.Reconciler,
 
 func newController(deps daemon.Deps, cfg controller.Config) (daemon.Controller, error) {
 	writes := newKernelWrites(deps.Metrics)
-	n, err := (sysctl.Sysctl{}).Apply(sysctl.Required())
+	n, err := (isysctl.Sysctl{}).Apply(kernelSettings(cfg))
 	writes.add(writesSysctl, n)
 	if err != nil {
 		return nil, fmt.Errorf("kernel settings: %w", err)
@@ -104,6 +105,16 @@ func eventRecorder(client kubernetes.Interface, node string) controller.EventRec
 	b := record.NewBroadcaster()
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "proxyd", Host: node})
+}
+
+// kernelSettings are the sysctls proxyd sets: kube-proxy's IPVS ones, and
+// strict ARP when asked for.
+func kernelSettings(cfg controller.Config) []isysctl.Setting {
+	s := sysctl.Required()
+	if cfg.StrictARP {
+		s = append(s, sysctl.StrictARP()...)
+	}
+	return s
 }
 
 // masquerade adapts the nft table to the controller.
