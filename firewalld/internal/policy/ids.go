@@ -13,7 +13,11 @@ import (
 // folded to 32 bits, so the same content gets the same number in every run
 // and a restarted firewalld writes nothing. Collisions are resolved by
 // probing the next number, in the order of the sorted keys: the same set of
-// keys gives the same numbers whatever order they were seen in.
+// keys gives the same numbers whatever order they were seen in, when they
+// are assigned at once (a fresh space). A space kept from compile to
+// compile (Compiler) gives a new key the next free number at the time: the
+// same number unless it collided, so a restart rewrites elements only in
+// that rare case, and no ID in use ever changes.
 type idSpace struct {
 	byKey map[string]model.ID
 	used  map[model.ID]string
@@ -53,6 +57,22 @@ func (s *idSpace) assign(keys []string) {
 			}
 		}
 		s.byKey[k], s.used[id] = id, k
+	}
+}
+
+// retain forgets the keys not in keys, freeing their IDs. The keys kept
+// keep their IDs: a compile that reuses elements computed earlier relies
+// on it.
+func (s *idSpace) retain(keys []string) {
+	keep := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		keep[k] = true
+	}
+	for k, id := range s.byKey {
+		if !keep[k] {
+			delete(s.byKey, k)
+			delete(s.used, id)
+		}
 	}
 }
 

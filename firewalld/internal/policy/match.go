@@ -4,46 +4,39 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// peerMatcher finds the identities a selector peer matches, once per peer.
-type peerMatcher struct {
-	idents   []*identity
-	nsLabels map[string]map[string]string
-	cache    map[*peer][]*identity
+// matchEntry caches the identities a selector peer matches.
+type matchEntry struct {
+	identVer, nsVer uint64
+	idents          []*identity
 }
 
-func newPeerMatcher(idents map[string]*identity, nsLabels map[string]map[string]string) *peerMatcher {
-	m := &peerMatcher{nsLabels: nsLabels, cache: map[*peer][]*identity{}}
-	for _, id := range idents {
-		m.idents = append(m.idents, id)
-	}
-	return m
-}
-
-func (m *peerMatcher) matching(p *peer) []*identity {
-	if out, ok := m.cache[p]; ok {
-		return out
+// matching returns the identities selector peer p matches, from the cache
+// while neither the identities nor the namespace labels changed.
+func (cp *Compiler) matching(p *peer) []*identity {
+	if e, ok := cp.matches[p]; ok && e.identVer == cp.identVer && e.nsVer == cp.nsVer {
+		return e.idents
 	}
 	nsMatch := map[string]bool{}
 	var out []*identity
-	for _, id := range m.idents {
+	for _, id := range cp.idents {
 		ok, seen := nsMatch[id.namespace]
 		if !seen {
-			ok = m.namespaceMatches(p, id.namespace)
+			ok = cp.namespaceMatches(p, id.namespace)
 			nsMatch[id.namespace] = ok
 		}
 		if ok && (p.podSelector == nil || p.podSelector.Matches(labels.Set(id.labels))) {
 			out = append(out, id)
 		}
 	}
-	m.cache[p] = out
+	cp.matches[p] = matchEntry{identVer: cp.identVer, nsVer: cp.nsVer, idents: out}
 	return out
 }
 
-func (m *peerMatcher) namespaceMatches(p *peer, ns string) bool {
+func (cp *Compiler) namespaceMatches(p *peer, ns string) bool {
 	if p.nsSelector == nil {
 		return ns == p.namespace
 	}
-	l := m.nsLabels[ns]
+	l := cp.nsLabels[ns]
 	// The API server labels every namespace with its name; an informer
 	// that has not seen the namespace yet still knows that much.
 	if _, ok := l["kubernetes.io/metadata.name"]; !ok {

@@ -17,7 +17,9 @@ import (
 // compiledPolicy is a NetworkPolicy checked and parsed once per compile.
 type compiledPolicy struct {
 	key, namespace, name string
-	selector             labels.Selector
+	// selector is nil when the podSelector is invalid: it selects nothing.
+	selector labels.Selector
+	problems []Problem
 	ingress, egress      bool
 	rules                [2][]compiledRule // by direction-1
 }
@@ -77,20 +79,23 @@ func (t peerTable) intern(p *peer) *peer {
 	return p
 }
 
-// parsePolicy compiles np; it returns nil when the policy cannot select
-// pods (an invalid podSelector), which is reported. Invalid peers and ports
-// are reported and dropped; a rule left without any valid peer or port
-// matches nothing (it never becomes a rule "for all").
-func parsePolicy(np *networkingv1.NetworkPolicy, peers peerTable, ps *problems) *compiledPolicy {
+// parsePolicy compiles np, with its problems: a policy whose podSelector
+// is invalid selects nothing; invalid peers and ports are dropped, and a
+// rule left without any valid peer or port matches nothing (it never
+// becomes a rule "for all").
+func parsePolicy(np *networkingv1.NetworkPolicy, peers peerTable) *compiledPolicy {
+	p := &compiledPolicy{key: np.Namespace + "/" + np.Name, namespace: np.Namespace, name: np.Name}
+	var ps problemList
 	report := func(reason, format string, args ...any) {
 		ps.add("NetworkPolicy", np.Namespace, np.Name, reason, format, args...)
 	}
+	defer func() { p.problems = ps.list }()
 	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
 	if err != nil {
 		report(ReasonInvalidSelector, "podSelector: %v; the policy is ignored", err)
-		return nil
+		return p
 	}
-	p := &compiledPolicy{key: np.Namespace + "/" + np.Name, namespace: np.Namespace, name: np.Name, selector: sel}
+	p.selector = sel
 	if len(np.Spec.PolicyTypes) == 0 {
 		// The API's default: Ingress always, Egress when there are egress rules.
 		p.ingress, p.egress = true, len(np.Spec.Egress) > 0

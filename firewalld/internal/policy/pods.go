@@ -11,54 +11,53 @@ import (
 )
 
 // podInfo is a pod that has addresses and is not on the host's network:
-// the pods policies can select and name as peers.
+// the pods policies can select and name as peers. It is derived from one
+// version of the Pod object and never changed after.
 type podInfo struct {
 	namespace, name string
 	labels          map[string]string
 	ips             []netip.Addr
-	local           bool
+	node            string
+	deleting        bool
+	created         int64
 	// ports are the pod's named container ports, "name/PROTOCOL" → port.
-	ports map[string]uint16
-	ident *identity
+	ports    map[string]uint16
+	identKey string
+	problems []Problem
 }
 
-// pods filters and parses the pods of the cluster; bad addresses are
-// reported and skipped. Two pods claiming one address (a stale pod whose
-// address was reused) are resolved in favour of the one not being deleted,
-// then the newer: the returned pods never share an address.
-func pods(in []*corev1.Pod, node string, ps *problems) []*podInfo {
-	sorted := slices.Clone(in)
-	slices.SortFunc(sorted, func(a, b *corev1.Pod) int {
-		return cmp.Or(
-			cmp.Compare(boolInt(a.DeletionTimestamp != nil), boolInt(b.DeletionTimestamp != nil)),
-			b.CreationTimestamp.Compare(a.CreationTimestamp.Time),
-			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	taken := map[netip.Addr]bool{}
-	var out []*podInfo
-	for _, p := range sorted {
-		if p.Spec.HostNetwork || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+// parsePod returns the pod's info, nil for pods policies do not see (on
+// the host's network, finished, or without a valid address).
+func parsePod(p *corev1.Pod) *podInfo {
+	if p.Spec.HostNetwork || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	info := &podInfo{namespace: p.Namespace, name: p.Name, labels: p.Labels, node: p.Spec.NodeName,
+		deleting: p.DeletionTimestamp != nil, created: p.CreationTimestamp.UnixNano(), ports: namedPorts(p)}
+	var ps problemList
+	for _, s := range podIPStrings(p) {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			ps.add("Pod", p.Namespace, p.Name, ReasonInvalidPodIP, "status.podIPs: %q: %v; the address is ignored", s, err)
 			continue
 		}
-		info := &podInfo{namespace: p.Namespace, name: p.Name, labels: p.Labels, local: p.Spec.NodeName == node, ports: namedPorts(p)}
-		for _, s := range podIPStrings(p) {
-			ip, err := netip.ParseAddr(s)
-			if err != nil {
-				ps.add("Pod", p.Namespace, p.Name, ReasonInvalidPodIP, "status.podIPs: %q: %v; the address is ignored", s, err)
-				continue
-			}
-			ip = ip.Unmap()
-			if taken[ip] || slices.Contains(info.ips, ip) {
-				continue
-			}
-			taken[ip] = true
+		if ip = ip.Unmap(); !slices.Contains(info.ips, ip) {
 			info.ips = append(info.ips, ip)
 		}
-		if len(info.ips) > 0 {
-			out = append(out, info)
-		}
 	}
-	return out
+	info.problems = ps.list
+	info.identKey = identityKey(info)
+	return info
+}
+
+// wins reports whether p keeps an address it shares with q (a stale pod
+// whose address was reused): the one not being deleted, then the newer,
+// then by name, so the choice does not depend on listing order.
+func (p *podInfo) wins(q *podInfo) bool {
+	return cmp.Or(
+		cmp.Compare(boolInt(p.deleting), boolInt(q.deleting)),
+		cmp.Compare(q.created, p.created),
+		cmp.Compare(p.namespace, q.namespace), cmp.Compare(p.name, q.name)) < 0
 }
 
 func boolInt(b bool) int {
@@ -139,19 +138,4 @@ func identityKey(p *podInfo) string {
 		b.WriteByte(',')
 	}
 	return b.String()
-}
-
-// identities gives every pod its identity, one per distinct key.
-func identities(ps []*podInfo) map[string]*identity {
-	out := map[string]*identity{}
-	for _, p := range ps {
-		k := identityKey(p)
-		id, ok := out[k]
-		if !ok {
-			id = &identity{key: k, namespace: p.namespace, labels: p.labels, ports: p.ports}
-			out[k] = id
-		}
-		p.ident = id
-	}
-	return out
 }

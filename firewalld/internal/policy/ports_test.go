@@ -7,8 +7,12 @@ import (
 	"github.com/nodenet/nodenet/firewalld/internal/model"
 )
 
-func tcp(from, to uint16) model.PortRange { return model.PortRange{ProtoFrom: 6, ProtoTo: 6, PortFrom: from, PortTo: to} }
-func udp(from, to uint16) model.PortRange { return model.PortRange{ProtoFrom: 17, ProtoTo: 17, PortFrom: from, PortTo: to} }
+func tcp(from, to uint16) model.PortRange {
+	return model.PortRange{ProtoFrom: 6, ProtoTo: 6, PortFrom: from, PortTo: to}
+}
+func udp(from, to uint16) model.PortRange {
+	return model.PortRange{ProtoFrom: 17, ProtoTo: 17, PortFrom: from, PortTo: to}
+}
 
 func TestNormalize(t *testing.T) {
 	for _, tc := range []struct {

@@ -1,21 +1,14 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
 
-// Problem is something wrong in an API object that firewalld skipped: the
-// controller logs it, counts it and reports it as an event on the object.
-type Problem struct {
-	// Kind, Namespace and Name say which object.
-	Kind, Namespace, Name string
-	// Reason is a CamelCase word for the event.
-	Reason string
-	// Message says what was skipped and why.
-	Message string
-}
+	"github.com/nodenet/nodenet/internal/problems"
+)
 
-func (p Problem) String() string {
-	return fmt.Sprintf("%s %s/%s: %s: %s", p.Kind, p.Namespace, p.Name, p.Reason, p.Message)
-}
+// Problem is something wrong in an API object that the compiler skipped:
+// the controller logs it, counts it and reports it as an event.
+type Problem = problems.Problem
 
 // Event reasons.
 const (
@@ -28,8 +21,8 @@ const (
 )
 
 // problems collects Problems.
-type problems struct{ list []Problem }
+type problemList struct{ list []Problem }
 
-func (ps *problems) add(kind, ns, name, reason, format string, args ...any) {
+func (ps *problemList) add(kind, ns, name, reason, format string, args ...any) {
 	ps.list = append(ps.list, Problem{Kind: kind, Namespace: ns, Name: name, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }

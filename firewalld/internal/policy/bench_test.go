@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// scaleInput is a cluster of namespaces × apps × replicas pods spread over
+// nodes (this node is n0), with policiesPerNS policies per namespace: each
+// selects one app and lets in the next app of its namespace on a port, the
+// pods of namespaces labelled with the same team on a named port, and an
+// external range; every fifth also restricts egress.
+func scaleInput(namespaces, apps, replicas, nodes, policiesPerNS int) Input {
+	in := Input{Node: "n0", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("198.18.128.0/20")}}
+	ip := 0
+	for n := range namespaces {
+		ns := fmt.Sprintf("ns-%d", n)
+		in.Namespaces = append(in.Namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns,
+			Labels: map[string]string{"team": fmt.Sprintf("t%d", n%10), "kubernetes.io/metadata.name": ns}}})
+		for a := range apps {
+			for r := range replicas {
+				ip++
+				p := testPod(ns, fmt.Sprintf("app-%d-%d", a, r))
+				p.Labels = map[string]string{"app": fmt.Sprintf("app-%d", a), "pod-template-hash": fmt.Sprintf("h%d", a)}
+				p.Spec.NodeName = fmt.Sprintf("n%d", ip%nodes)
+				addr := netip.AddrFrom4([4]byte{198, 18, byte(128 + ip>>8&0x7f), byte(ip)})
+				p.Status.PodIPs = []corev1.PodIP{{IP: addr.String()}}
+				in.Pods = append(in.Pods, p)
+			}
+		}
+		for i := range policiesPerNS {
+			np := pol(ns, fmt.Sprintf("p-%d", i), sel("app", fmt.Sprintf("app-%d", i%apps)),
+				ingress(peers(podPeer(sel("app", fmt.Sprintf("app-%d", (i+1)%apps)))), port(TCP, 8080)),
+				ingress(peers(nsPeer(sel("team", fmt.Sprintf("t%d", n%10)))), namedPort(TCP, "web")),
+				ingress(peers(blockPeer(fmt.Sprintf("198.18.%d.0/24", i%100), fmt.Sprintf("198.18.%d.128/25", i%100))), portRange(TCP, 9000, 9100)))
+			if i%5 == 0 {
+				np.Spec.PolicyTypes = []networkingv1.PolicyType{ingressType, egressType}
+				egress(peers(nsPeer(sel()), blockPeer("198.18.0.0/24")), port(UDP, 53), port(TCP, 443))(np)
+			}
+			in.Policies = append(in.Policies, np)
+		}
+	}
+	return in
+}
+
+// BenchmarkCompile: 1k policies × 10k pods (100 namespaces × 10 apps × 10
+// replicas), with this node holding 1 pod in 50 (200) or every pod.
+func BenchmarkCompile(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		nodes int
+	}{{"local=200", 50}, {"local=all", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			in := scaleInput(100, 10, 10, tc.nodes, 10)
+			var res Result
+			b.ReportAllocs()
+			for b.Loop() {
+				res = Compile(in)
+			}
+			dp := res.Datapath
+			b.ReportMetric(float64(res.Stats.LocalPolicies), "local-policies")
+			b.ReportMetric(float64(len(dp.PodIdent)), "pod-elems")
+			b.ReportMetric(float64(len(dp.IngressAllow)+len(dp.EgressAllow)), "allow-elems")
+			b.ReportMetric(float64(res.Stats.Groups), "groups")
+			b.ReportMetric(float64(res.Stats.Identities), "identities")
+		})
+	}
+}
+
+// BenchmarkCompileChange: one change, compiled again by a warm Compiler
+// (the controller's path), at 1k policies × 10k pods, 200 local.
+func BenchmarkCompileChange(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		change func(in *Input, i int)
+	}{
+		{"pod-added", func(in *Input, i int) {
+			p := in.Pods[i%len(in.Pods)].DeepCopy()
+			p.Name += "-new"
+			p.Status.PodIPs = []corev1.PodIP{{IP: netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}).String()}}
+			in.Pods = append(in.Pods[:len(in.Pods):len(in.Pods)], p)
+		}},
+		{"pod-relabelled", func(in *Input, i int) {
+			j := i % len(in.Pods)
+			p := in.Pods[j].DeepCopy()
+			p.Labels = map[string]string{"app": fmt.Sprintf("other-%d", i)}
+			in.Pods[j] = p
+		}},
+		{"policy-changed", func(in *Input, i int) {
+			j := i % len(in.Policies)
+			np := in.Policies[j].DeepCopy()
+			np.Spec.Ingress = np.Spec.Ingress[:1+i%2]
+			in.Policies[j] = np
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			base := scaleInput(100, 10, 10, 50, 10)
+			cp := NewCompiler()
+			cp.Compile(base)
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				in := base
+				in.Pods = slices.Clone(base.Pods)
+				in.Policies = slices.Clone(base.Policies)
+				tc.change(&in, i)
+				i++
+				b.StartTimer()
+				cp.Compile(in)
+			}
+		})
+	}
+}
