@@ -69,6 +69,7 @@ type Controller struct {
 	nodes     corelisters.NodeLister
 	problems  *problems.Reporter
 	drops     *dropMetrics
+	compiler  *policy.Compiler
 
 	syncMu  sync.Mutex // held by Sync; Counts and the metrics read under it
 	applied uint64
@@ -82,7 +83,7 @@ var _ daemon.Controller = (*Controller)(nil)
 // sets what the table relies on in the kernel (bridge netfilter); it runs
 // before every full sync. events may be nil.
 func New(deps daemon.Deps, client kubernetes.Interface, table Table, prepare func() error, events problems.EventRecorder) *Controller {
-	c := &Controller{log: deps.Log, deps: deps, table: table, prepare: prepare}
+	c := &Controller{log: deps.Log, deps: deps, table: table, prepare: prepare, compiler: policy.NewCompiler()}
 	c.problems = problems.New("firewalld", deps.Log, events, deps.Metrics)
 	c.drops = newDropMetrics(c)
 	if deps.Metrics != nil {
@@ -129,9 +130,9 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 	if err != nil {
 		return err
 	}
-	res := policy.Compile(in)
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
+	res := c.compiler.Compile(in)
 	c.problems.Report(res.Problems, c.lookup)
 	if full || !c.tableOK {
 		if c.prepare != nil {
