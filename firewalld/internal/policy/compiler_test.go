@@ -2,10 +2,12 @@ package policy
 
 import (
 	"fmt"
+	"github.com/nodenet/nodenet/firewalld/internal/model"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +21,8 @@ func TestCompilerMatchesCompile(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	c := newCluster()
 	cp := NewCompiler()
-	for step := range 300 {
+	var prev *model.Datapath
+	for step := range 1000 {
 		in := &c.in
 		var what string
 		switch r.IntN(7) {
@@ -39,6 +42,9 @@ func TestCompilerMatchesCompile(t *testing.T) {
 			i := r.IntN(len(in.Pods))
 			p := in.Pods[i].DeepCopy()
 			p.Labels = map[string]string{"pod": []string{"a", "b", "c"}[r.IntN(3)]}
+			if r.IntN(2) == 0 {
+				p.Labels["version"] = fmt.Sprint(r.IntN(5)) // a label set that may be new
+			}
 			in.Pods = slices.Clone(in.Pods)
 			in.Pods[i] = p
 			what = "pod relabelled"
@@ -67,9 +73,16 @@ func TestCompilerMatchesCompile(t *testing.T) {
 		}
 		got := cp.Compile(*in)
 		want := Compile(*in)
-		if !reflect.DeepEqual(got.Datapath, want.Datapath) {
-			t.Fatalf("step %d (%s): the incremental compile differs from a fresh one", step, what)
+		if diff := datapathDiff(got.Datapath, want.Datapath); diff != "" {
+			t.Fatalf("step %d (%s): the incremental compile differs from a fresh one: %s", step, what, diff)
 		}
+		if prev != nil {
+			got.Delta.ApplyTo(prev)
+			if diff := datapathDiff(prev, got.Datapath); diff != "" {
+				t.Fatalf("step %d (%s): the previous datapath and the delta do not make the new one: %s", step, what, diff)
+			}
+		}
+		prev = got.Datapath.Clone()
 		if !reflect.DeepEqual(got.Groups, want.Groups) || got.Stats != want.Stats {
 			t.Fatalf("step %d (%s): groups or stats differ: %+v vs %+v", step, what, got.Stats, want.Stats)
 		}
@@ -77,4 +90,22 @@ func TestCompilerMatchesCompile(t *testing.T) {
 			t.Fatalf("step %d (%s): problems %v vs %v", step, what, got.Problems, want.Problems)
 		}
 	}
+}
+
+// datapathDiff names the fields of two datapaths that differ.
+func datapathDiff(a, b *model.Datapath) string {
+	var out []string
+	for name, eq := range map[string]bool{
+		"LocalCIDRs": reflect.DeepEqual(a.LocalCIDRs, b.LocalCIDRs), "KnownLocal": reflect.DeepEqual(a.KnownLocal, b.KnownLocal),
+		"IngressGroup": reflect.DeepEqual(a.IngressGroup, b.IngressGroup), "EgressGroup": reflect.DeepEqual(a.EgressGroup, b.EgressGroup),
+		"PodIdent": reflect.DeepEqual(a.PodIdent, b.PodIdent), "Regions": reflect.DeepEqual(a.Regions, b.Regions),
+		"IngressAllow": reflect.DeepEqual(a.IngressAllow, b.IngressAllow), "EgressAllow": reflect.DeepEqual(a.EgressAllow, b.EgressAllow),
+		"IngressAny": reflect.DeepEqual(a.IngressAny, b.IngressAny), "EgressAny": reflect.DeepEqual(a.EgressAny, b.EgressAny),
+	} {
+		if !eq {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }

@@ -76,5 +76,13 @@ func (s *idSpace) retain(keys []string) {
 	}
 }
 
+// release forgets key, freeing its ID.
+func (s *idSpace) release(key string) {
+	if id, ok := s.byKey[key]; ok {
+		delete(s.byKey, key)
+		delete(s.used, id)
+	}
+}
+
 // id returns the ID of an assigned key.
 func (s *idSpace) id(key string) model.ID { return s.byKey[key] }

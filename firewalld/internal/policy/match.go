@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -13,8 +15,24 @@ type matchEntry struct {
 // matching returns the identities selector peer p matches, from the cache
 // while neither the identities nor the namespace labels changed.
 func (cp *Compiler) matching(p *peer) []*identity {
-	if e, ok := cp.matches[p]; ok && e.identVer == cp.identVer && e.nsVer == cp.nsVer {
+	e, ok := cp.matches[p]
+	if ok && e.identVer == cp.identVer && e.nsVer == cp.nsVer {
 		return e.idents
+	}
+	if ok && e.identVer == cp.identVerStart && e.nsVer == cp.nsVer {
+		// Only identities of this compile came or went: update the list.
+		gone := map[*identity]bool{}
+		for _, id := range cp.goneIdents {
+			gone[id] = true
+		}
+		out := slices.DeleteFunc(slices.Clone(e.idents), func(id *identity) bool { return gone[id] })
+		for _, id := range cp.addedIdents {
+			if _, live := cp.idents[id.key]; live && cp.peerMatches(p, id) {
+				out = append(out, id)
+			}
+		}
+		cp.matches[p] = matchEntry{identVer: cp.identVer, nsVer: cp.nsVer, idents: out}
+		return out
 	}
 	nsMatch := map[string]bool{}
 	var out []*identity
@@ -24,7 +42,7 @@ func (cp *Compiler) matching(p *peer) []*identity {
 			ok = cp.namespaceMatches(p, id.namespace)
 			nsMatch[id.namespace] = ok
 		}
-		if ok && (p.podSelector == nil || p.podSelector.Matches(labels.Set(id.labels))) {
+		if ok && podMatches(p, id) {
 			out = append(out, id)
 		}
 	}
@@ -48,4 +66,13 @@ func (cp *Compiler) namespaceMatches(p *peer, ns string) bool {
 		return p.nsSelector.Matches(withName)
 	}
 	return p.nsSelector.Matches(labels.Set(l))
+}
+
+// peerMatches reports whether selector peer p matches identity id.
+func (cp *Compiler) peerMatches(p *peer, id *identity) bool {
+	return cp.namespaceMatches(p, id.namespace) && podMatches(p, id)
+}
+
+func podMatches(p *peer, id *identity) bool {
+	return p.podSelector == nil || p.podSelector.Matches(labels.Set(id.labels))
 }

@@ -18,10 +18,10 @@ import (
 type compiledPolicy struct {
 	key, namespace, name string
 	// selector is nil when the podSelector is invalid: it selects nothing.
-	selector labels.Selector
-	problems []Problem
-	ingress, egress      bool
-	rules                [2][]compiledRule // by direction-1
+	selector        labels.Selector
+	problems        []Problem
+	ingress, egress bool
+	rules           [2][]compiledRule // by direction-1
 }
 
 func (p *compiledPolicy) dirRules(d model.Direction) []compiledRule { return p.rules[d-1] }

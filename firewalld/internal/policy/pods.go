@@ -2,6 +2,7 @@ package policy
 
 import (
 	"cmp"
+	"github.com/nodenet/nodenet/firewalld/internal/model"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -114,6 +115,8 @@ func namedPorts(p *corev1.Pod) map[string]uint16 {
 // identity's number.
 type identity struct {
 	key       string
+	id        model.ID // its number, kept for removing its elements after release
+	count     int      // pods with this identity
 	namespace string
 	labels    map[string]string
 	ports     map[string]uint16
