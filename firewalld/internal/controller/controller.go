@@ -36,6 +36,10 @@ type Table interface {
 	// Apply makes the table hold d in one transaction and returns the
 	// number of messages written (0 when nothing differed).
 	Apply(d *model.Datapath) (writes int, err error)
+	// ApplyDelta is Apply when the table holds what the last Apply or
+	// ApplyDelta gave it and delta is what changed since: it writes the
+	// delta without looking at the rest of d.
+	ApplyDelta(d *model.Datapath, delta *model.Delta) (writes int, err error)
 	// Invalidate makes the next Apply read the kernel again.
 	Invalidate()
 	// Drops reads the drop counters.
@@ -145,7 +149,11 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 	// Remember which policies own each group before the table changes, so
 	// that the drops counted so far are credited to the right policies.
 	c.drops.setGroups(res.Groups)
-	if _, err := c.table.Apply(res.Datapath); err != nil {
+	apply := func() (int, error) { return c.table.ApplyDelta(res.Datapath, res.Delta) }
+	if res.Full || !c.tableOK || full {
+		apply = func() (int, error) { return c.table.Apply(res.Datapath) }
+	}
+	if _, err := apply(); err != nil {
 		// The table the kernel holds stays in force: the transaction is
 		// all or nothing, so a failed sync never opens anything.
 		c.tableOK = false

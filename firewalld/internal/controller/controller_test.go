@@ -31,6 +31,7 @@ import (
 type fakeTable struct {
 	applied     []*model.Datapath
 	invalidated int
+	deltas      int
 	fail        error
 	drops       Drops
 }
@@ -41,6 +42,19 @@ func (f *fakeTable) Apply(d *model.Datapath) (int, error) {
 	}
 	f.applied = append(f.applied, d)
 	return 1, nil
+}
+func (f *fakeTable) ApplyDelta(d *model.Datapath, delta *model.Delta) (int, error) {
+	if f.fail != nil {
+		return 0, f.fail
+	}
+	if len(f.applied) == 0 {
+		return 0, errors.New("a delta with nothing applied before")
+	}
+	next := f.last().Clone()
+	delta.ApplyTo(next)
+	f.applied = append(f.applied, next)
+	f.deltas++
+	return delta.Len(), nil
 }
 func (f *fakeTable) Invalidate()           { f.invalidated++ }
 func (f *fakeTable) Drops() (Drops, error) { return f.drops, nil }
@@ -141,6 +155,9 @@ func TestSyncEnforcesAndPublishes(t *testing.T) {
 	}
 	if v := h.table.last().Judge(world, podNew, model.ProtoTCP, 80); v != model.DeniedIngress {
 		t.Errorf("the new pod: %v, want denied by the namespace's policy", v)
+	}
+	if h.table.deltas != 1 {
+		t.Errorf("a partial sync wrote %d deltas, want 1 (the new pod's elements only)", h.table.deltas)
 	}
 	if h.table.invalidated != 1 {
 		t.Error("a partial sync re-read the kernel")
