@@ -60,22 +60,6 @@ func (s *idSpace) assign(keys []string) {
 	}
 }
 
-// retain forgets the keys not in keys, freeing their IDs. The keys kept
-// keep their IDs: a compile that reuses elements computed earlier relies
-// on it.
-func (s *idSpace) retain(keys []string) {
-	keep := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		keep[k] = true
-	}
-	for k, id := range s.byKey {
-		if !keep[k] {
-			delete(s.byKey, k)
-			delete(s.used, id)
-		}
-	}
-}
-
 // release forgets key, freeing its ID.
 func (s *idSpace) release(key string) {
 	if id, ok := s.byKey[key]; ok {
