@@ -42,8 +42,9 @@ vm-assets: ## Fetch Debian's kernel and build the VM's initramfs (once; cached o
 	./hack/vm-assets.sh >/dev/null
 
 .PHONY: test-kernel
-test-kernel: cni-plugins ## Root tests on the host kernel, in throwaway network namespaces.
-	$(GOTEST) -tags kernel -count=1 ./test/netns/... ./proxyd/...
+# test/policy runs firewalld against a real control plane (built once, cached).
+test-kernel: cni-plugins controlplane ## Root tests on the host kernel, in throwaway network namespaces.
+	$(GOTEST) -tags kernel -count=1 ./test/netns/... ./proxyd/... ./firewalld/... ./test/policy/...
 
 .PHONY: vmexec
 vmexec: ## Build the VM runner used as `go test -exec`.
@@ -52,12 +53,12 @@ vmexec: ## Build the VM runner used as `go test -exec`.
 .PHONY: test-vm
 # The netns topology runs here too: Debian's kernel has SCTP, the host's not.
 test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP, inside a VM booting Debian's kernel.
-	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/...
+	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/... ./firewalld/...
 
 .PHONY: bench
 bench: vm-assets vmexec ## Benchmarks at cluster scale: numbers are printed, never asserted (kernel parts need root).
-	$(GOTEST) -run '^$$' -bench . -benchtime 3x ./proxyd/internal/controller/ ./proxyd/internal/nft/
-	$(GOTEST) -tags kernel -run '^$$' -bench . -benchtime 1x ./proxyd/internal/vip/ ./proxyd/internal/nft/
+	$(GOTEST) -run '^$$' -bench . -benchtime 3x ./proxyd/internal/controller/ ./proxyd/internal/nft/ ./firewalld/internal/nft/
+	$(GOTEST) -tags kernel -run '^$$' -bench . -benchtime 1x ./proxyd/internal/vip/ ./proxyd/internal/nft/ ./firewalld/internal/nft/
 	$(GOTEST) -tags vm -exec $(BIN)/vmexec -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxyd/internal/ipvs/
 
 .PHONY: e2e

@@ -28,14 +28,17 @@ func Daemons() []string { return []string{"routerd", "proxyd", "firewalld"} }
 // Paths returns name → path of the daemons, building them on first use into
 // dir (a directory that outlives one test, e.g. from os.MkdirTemp in TestMain).
 func (s *Set) Paths(dir string) (map[string]string, error) {
-	s.once.Do(func() { s.paths, s.err = build(dir) })
+	s.once.Do(func() { s.paths, s.err = Build(dir, Daemons()...) })
 	return s.paths, s.err
 }
 
-func build(dir string) (map[string]string, error) {
+// Build builds the daemons named (some of Daemons()) into dir, as Set does,
+// and returns name → path: for a test that runs one daemon and should not
+// depend on the others compiling.
+func Build(dir string, daemons ...string) (map[string]string, error) {
 	paths := map[string]string{}
 	if pre := os.Getenv("NODENET_BIN_DIR"); pre != "" {
-		for _, d := range Daemons() {
+		for _, d := range daemons {
 			p := filepath.Join(pre, d)
 			if _, err := os.Stat(p); err != nil {
 				return nil, fmt.Errorf("NODENET_BIN_DIR: %w", err)
@@ -49,7 +52,7 @@ func build(dir string) (map[string]string, error) {
 		return nil, err
 	}
 	args := []string{"build", "-o", dir + "/", "-ldflags", "-X github.com/nodenet/nodenet/internal/version.Version=" + TestVersion + " -X github.com/nodenet/nodenet/internal/version.Commit=e2e"}
-	for _, d := range Daemons() {
+	for _, d := range daemons {
 		args = append(args, "./"+d+"/cmd/"+d)
 		paths[d] = filepath.Join(dir, d)
 	}

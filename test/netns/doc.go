@@ -46,6 +46,12 @@
 // project's CI host) the Serve/Dial SCTP calls fail with an error wrapping
 // echo.ErrSCTPUnsupported, on which tests skip.
 //
+// A daemon runs in a node as a process (NetNS.Start), the node's
+// hostNetwork pod. When it needs a server that only the test process's own
+// namespace reaches (the control plane on the host's loopback), a Relay
+// (NetNS.StartRelay) listens at the same address inside the node and
+// forwards each connection, dialled from the test process.
+//
 // Tests using the package need root; by convention they carry the build
 // tag "kernel" and run with `go test -tags kernel`.
 package netns

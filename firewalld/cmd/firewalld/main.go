@@ -5,9 +5,10 @@ package main
 import (
 	"os"
 
+	"github.com/nodenet/nodenet/firewalld/internal/app"
 	"github.com/nodenet/nodenet/internal/daemon"
 )
 
 func main() {
-	os.Exit(daemon.Main(daemon.Spec{Name: "firewalld", MetricsPort: 10282}, daemon.OSEnv()))
+	os.Exit(daemon.Main(app.Spec(), daemon.OSEnv()))
 }

@@ -5,18 +5,18 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
+	"github.com/nodenet/nodenet/internal/nftutil"
 )
 
 // staticDiff says how the table read from the kernel differs from rs in
 // its static part (table flags, chains, rules, set definitions), or ""
 // when it does not. Any difference makes proxyd recreate the table.
 //
-// Rules compare by their expressions marshalled again: what the kernel
-// dumps decodes into the same values proxyd wrote, except a lookup's set
-// id, which exists only inside a transaction. google/nftables skips
-// expressions it does not know when decoding; a rule changed only by such
-// an expression would go unnoticed.
+// Rules compare by their expressions marshalled again
+// (nftutil.SameExprs): what the kernel dumps decodes into the same values
+// proxyd wrote, except a lookup's set id, which exists only inside a
+// transaction. google/nftables skips expressions it does not know when
+// decoding; a rule changed only by such an expression would go unnoticed.
 func staticDiff(rs *ruleset, tbl *nftables.Table, chains []*nftables.Chain, rules map[string][]*nftables.Rule, sets []*nftables.Set) string {
 	if tbl.Flags != 0 {
 		return fmt.Sprintf("table flags %#x", tbl.Flags)
@@ -80,37 +80,11 @@ func rulesDiff(want []ruleSpec, got []*nftables.Rule) string {
 		return fmt.Sprintf("%d rules, want %d", len(got), len(want))
 	}
 	for i, w := range want {
-		if !bytes.Equal(got[i].UserData, w.userData()) || !sameExprs(w.exprs, got[i].Exprs) {
+		if !bytes.Equal(got[i].UserData, w.userData()) || !nftutil.SameExprs(nftables.TableFamilyINet, w.exprs, got[i].Exprs) {
 			return fmt.Sprintf("rule %d (%s) differs", i+1, w.comment)
 		}
 	}
 	return ""
-}
-
-func sameExprs(want, got []expr.Any) bool {
-	if len(want) != len(got) {
-		return false
-	}
-	for i := range want {
-		a, err := marshalExpr(want[i])
-		if err != nil {
-			return false
-		}
-		b, err := marshalExpr(got[i])
-		if err != nil || !bytes.Equal(a, b) {
-			return false
-		}
-	}
-	return true
-}
-
-func marshalExpr(e expr.Any) ([]byte, error) {
-	if l, ok := e.(*expr.Lookup); ok {
-		c := *l
-		c.SetID = 0
-		e = &c
-	}
-	return expr.Marshal(byte(nftables.TableFamilyINet), e)
 }
 
 func setDiff(want setSpec, got *nftables.Set) string {

@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/nodenet/nodenet/internal/nftutil"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 )
 
@@ -191,12 +191,9 @@ func (s setSpec) kernelElems(es []elem) []nftables.SetElement {
 		case concatRangeSet:
 			out = append(out, nftables.SetElement{Key: []byte(e.key), KeyEnd: []byte(e.end)})
 		case rangeSet:
-			out = append(out, nftables.SetElement{Key: []byte(e.key)})
-			// The end element is one past the range; a range that reaches
-			// the family's last address has none (nft does the same).
-			if next, ok := increment([]byte(e.end)); ok {
-				out = append(out, nftables.SetElement{Key: next, IntervalEnd: true})
-			}
+			// A start element and an end element one past the range
+			// (none when the range reaches the family's last address).
+			out = append(out, nftutil.IntervalElements([]byte(e.key), []byte(e.end), nil)...)
 		}
 	}
 	return out
@@ -209,10 +206,7 @@ func (s setSpec) kernelCount(es []elem) int {
 	}
 	n := 0
 	for _, e := range es {
-		n++
-		if _, ok := increment([]byte(e.end)); ok {
-			n++
-		}
+		n += nftutil.IntervalCount([]byte(e.end))
 	}
 	return n
 }
@@ -237,62 +231,12 @@ func (s setSpec) fromKernel(kes []nftables.SetElement) []elem {
 			out = append(out, elem{key: string(k.Key), end: string(end)})
 		}
 	case rangeSet:
-		kes = slices.Clone(kes)
-		slices.SortFunc(kes, func(a, b nftables.SetElement) int {
-			if c := bytes.Compare(a.Key, b.Key); c != 0 {
-				return c
-			}
-			// An end and a start at the same key: the end closes the
-			// range before, so it sorts first.
-			switch {
-			case a.IntervalEnd == b.IntervalEnd:
-				return 0
-			case a.IntervalEnd:
-				return -1
-			}
-			return 1
-		})
-		for i, k := range kes {
-			if k.IntervalEnd {
-				continue
-			}
-			last := allOnes(len(k.Key))
-			if i+1 < len(kes) && kes[i+1].IntervalEnd {
-				if prev, ok := decrement(kes[i+1].Key); ok {
-					last = prev
-				}
-			}
-			out = append(out, elem{key: string(k.Key), end: string(last)})
+		for _, r := range nftutil.Intervals(kes) {
+			out = append(out, elem{key: string(r.First), end: string(r.Last)})
 		}
 	}
 	return out
 }
-
-// increment returns b+1 as a big-endian number, false on overflow.
-func increment(b []byte) ([]byte, bool) {
-	n := slices.Clone(b)
-	for i := len(n) - 1; i >= 0; i-- {
-		n[i]++
-		if n[i] != 0 {
-			return n, true
-		}
-	}
-	return nil, false
-}
-
-// decrement returns b-1 as a big-endian number, false on underflow.
-func decrement(b []byte) ([]byte, bool) {
-	n := slices.Clone(b)
-	for i := len(n) - 1; i >= 0; i-- {
-		n[i]--
-		if n[i] != 0xff {
-			return n, true
-		}
-	}
-	return nil, false
-}
-
-func allOnes(n int) []byte { return bytes.Repeat([]byte{0xff}, n) }
 
 // render prints e the way nft lists it ("198.19.0.10 . tcp . 80",
 // "198.18.128.0/24", "198.19.0.30 . tcp . 443 . 198.18.0.0/24").
@@ -322,7 +266,7 @@ func (s setSpec) render(e elem) string {
 				parts = append(parts, a.String())
 			}
 		}
-		off += pad4(n)
+		off += nftutil.Pad4(n)
 	}
 	return strings.Join(parts, " . ")
 }

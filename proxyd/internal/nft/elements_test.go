@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/nodenet/nodenet/internal/nftutil"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 )
 
@@ -117,7 +118,7 @@ func TestRulesetRegisters(t *testing.T) {
 	for _, c := range rs.chains {
 		for _, r := range c.rules {
 			for _, e := range r.exprs {
-				if _, err := marshalExpr(e); err != nil {
+				if _, err := nftutil.MarshalExpr(nftables.TableFamilyINet, e); err != nil {
 					t.Errorf("chain %s, rule %q: %v", c.name, r.comment, err)
 				}
 			}

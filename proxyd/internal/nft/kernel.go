@@ -1,13 +1,11 @@
 package nft
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"github.com/mdlayher/netlink/nltest"
-	"golang.org/x/sys/unix"
+	"github.com/nodenet/nodenet/internal/nftutil"
 )
 
 // Config configures a Table.
@@ -39,17 +37,6 @@ func (t *Table) Delete() error { return t.a.delete() }
 // Invalidate is part of Interface.
 func (t *Table) Invalidate() { t.a.invalidate() }
 
-// Socket buffers. A transaction is one sendmsg, limited by the socket's
-// send buffer (212992 bytes by default; 10k VIPs are more): proxyd forces
-// a buffer that fits the batch, as nft does (SO_SNDBUFFORCE, which needs
-// CAP_NET_ADMIN like the writes themselves). The kernel acknowledges every
-// message of a batch, and dumps of 10k elements are long: the receive
-// buffer is raised too, so acknowledgements are never dropped (ENOBUFS).
-const (
-	minSendBuffer = 1 << 20
-	recvBuffer    = 4 << 20
-)
-
 // kernel is the backend over netlink.
 type kernel struct {
 	netns int
@@ -57,43 +44,10 @@ type kernel struct {
 	testDial nltest.Func
 }
 
+// conn returns a connection whose socket buffers fit a batch of
+// sendBuffer bytes (nftutil.Dial).
 func (k *kernel) conn(sendBuffer int) (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.WithSockOptions(socketBuffers(max(sendBuffer, minSendBuffer), recvBuffer))}
-	if k.netns != 0 {
-		opts = append(opts, nftables.WithNetNSFd(k.netns))
-	}
-	if k.testDial != nil {
-		opts = append(opts, nftables.WithTestDial(k.testDial))
-	}
-	return nftables.New(opts...)
-}
-
-func socketBuffers(send, recv int) nftables.SockOption {
-	return func(c *netlink.Conn) error {
-		rc, err := c.SyscallConn()
-		if err != nil {
-			return nil // not a real socket (tests)
-		}
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = errors.Join(
-				setBuffer(int(fd), unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, send),
-				setBuffer(int(fd), unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, recv))
-		}); err != nil {
-			return err
-		}
-		return serr
-	}
-}
-
-// setBuffer sets a socket buffer, beyond the sysctl maximum when allowed;
-// without CAP_NET_ADMIN the plain option is capped, and a batch too large
-// for it fails with EMSGSIZE, which the caller reports.
-func setBuffer(fd, force, plain, n int) error {
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, n); err == nil {
-		return nil
-	}
-	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, n)
+	return nftutil.Dial(nftutil.ConnConfig{NetNS: k.netns, SendBuffer: sendBuffer, TestDial: k.testDial})
 }
 
 func table() *nftables.Table {
@@ -102,16 +56,7 @@ func table() *nftables.Table {
 
 // find returns proxyd's table as the kernel lists it, nil if absent.
 func find(c *nftables.Conn) (*nftables.Table, error) {
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	for _, t := range tables {
-		if t.Name == TableName && t.Family == nftables.TableFamilyINet {
-			return t, nil
-		}
-	}
-	return nil, nil
+	return nftutil.FindTable(c, TableName, nftables.TableFamilyINet)
 }
 
 func (k *kernel) read(rs *ruleset) (content, string, error) {
@@ -178,12 +123,6 @@ func (k *kernel) delete() error {
 	if err != nil {
 		return err
 	}
-	tbl, err := find(c)
-	if err != nil || tbl == nil {
-		return err
-	}
-	// Add first: if the table went away meanwhile, the delete still works.
-	c.AddTable(table())
-	c.DelTable(table())
-	return c.Flush()
+	_, err = nftutil.DeleteTable(c, TableName, nftables.TableFamilyINet)
+	return err
 }

@@ -1,8 +1,8 @@
 package nft
 
 import (
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/nodenet/nodenet/internal/nftutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,18 +33,11 @@ func ipv6() family {
 	}
 }
 
-// reg32 is the i-th 32-bit register in the form the kernel reports it
-// (it dumps a register that starts a 128-bit one as that one: 32-bit
-// register 0 is NFT_REG_1, 4 is NFT_REG_2, ...), so that rules read back
-// compare equal to the ones written.
-func reg32(i uint32) uint32 {
-	if i%4 == 0 {
-		return unix.NFT_REG_1 + i/4
-	}
-	return unix.NFT_REG32_00 + i
-}
+// reg32 and native32: registers written in the form the kernel reports
+// them, and values in host byte order (see nftutil.Reg32).
+func reg32(i uint32) uint32 { return nftutil.Reg32(i) }
 
-func native32(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
+func native32(v uint32) []byte { return nftutil.Native32(v) }
 
 // establishedRule ends the filter chains early for packets of known
 // connections: everything is decided on a connection's first packet (NAT

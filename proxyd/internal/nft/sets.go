@@ -3,6 +3,7 @@ package nft
 import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
+	"github.com/nodenet/nodenet/internal/nftutil"
 )
 
 // Set names.
@@ -79,12 +80,10 @@ func (s setSpec) fieldLen(f field) int {
 func (s setSpec) keyLen() int {
 	n := 0
 	for _, f := range s.fields {
-		n += pad4(s.fieldLen(f))
+		n += nftutil.Pad4(s.fieldLen(f))
 	}
 	return n
 }
-
-func pad4(n int) int { return (n + 3) &^ 3 }
 
 func (s setSpec) keyType() nftables.SetDatatype {
 	types := make([]nftables.SetDatatype, len(s.fields))

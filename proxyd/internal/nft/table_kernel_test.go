@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/nodenet/nodenet/internal/nftutil"
 	"github.com/nodenet/nodenet/internal/testutil/netnstest"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 	"github.com/vishvananda/netns"
@@ -160,7 +161,7 @@ func foreignState(t *testing.T, ns netns.NsHandle) string {
 			for _, r := range rules {
 				var es []string
 				for _, e := range r.Exprs {
-					b, _ := marshalExpr(e)
+					b, _ := nftutil.MarshalExpr(nftables.TableFamilyINet, e)
 					es = append(es, fmt.Sprintf("%x", b))
 				}
 				out = append(out, fmt.Sprintf("  chain %s handle %d: %s", ch.Name, r.Handle, strings.Join(es, " ")))

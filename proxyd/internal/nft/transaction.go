@@ -5,19 +5,13 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/nodenet/nodenet/internal/nftutil"
 )
 
-// maxElemListBytes bounds the element list of one netlink message: it is
-// one netlink attribute, whose length is 16 bits (and google/nftables
-// truncates a longer one silently). A set's elements are spread over as
-// many messages of the same transaction as they need.
-const maxElemListBytes = 60000
-
-// perMessage is how many of proxyd's elements of set s go in one message.
+// perMessage is how many of proxyd's elements of set s go in one message
+// (an element list is one netlink attribute: nftutil.MaxElemListBytes).
 func (s setSpec) perMessage() int {
-	// Upper bound of one kernel element: list entry, flags, key and end
-	// key, each an attribute with a 4-byte header.
-	n := maxElemListBytes / (28 + 2*s.keyLen())
+	n := nftutil.PerMessage(nftutil.ElemBytes(s.keyLen(), 0))
 	if s.kind == rangeSet {
 		n /= 2 // a range is a start and an end element
 	}
@@ -26,16 +20,7 @@ func (s setSpec) perMessage() int {
 
 // chunks splits es into the element lists of successive messages.
 func (s setSpec) chunks(es []elem) [][]elem {
-	var out [][]elem
-	n := s.perMessage()
-	for len(es) > n {
-		out = append(out, es[:n])
-		es = es[n:]
-	}
-	if len(es) > 0 {
-		out = append(out, es)
-	}
-	return out
+	return nftutil.Chunks(es, s.perMessage())
 }
 
 // tx is one transaction: either the whole table anew, or element changes.
@@ -144,7 +129,7 @@ func (t *tx) ops(rs *ruleset) Ops {
 func (t *tx) kernelBytes(rs *ruleset) int {
 	n := 4096 * t.messages(rs)
 	for _, s := range rs.sets {
-		per := 28 + 2*s.keyLen()
+		per := nftutil.ElemBytes(s.keyLen(), 0)
 		n += per * (s.kernelCount(t.add[s.name]) + s.kernelCount(t.del[s.name]))
 	}
 	return n

@@ -8,19 +8,15 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nodenet/nodenet/test/netns"
 )
 
 // proxydProc is the proxyd binary running in node0's namespace.
@@ -265,78 +261,4 @@ func (e *env) waitSynced(t *testing.T) metrics {
 		return syncs >= 1 && pending == 0, fmt.Sprintf("%g syncs, %g pending", syncs, pending)
 	})
 	return m
-}
-
-// startRelay forwards connections to 127.0.0.1:<port> in ns to target
-// (<ForwardAddr>:<port>), which only the VM's own namespace reaches: how
-// proxyd in node0 reaches the apiserver on the host.
-func startRelay(t *testing.T, ns *netns.NetNS, target string) {
-	t.Helper()
-	_, port, err := net.SplitHostPort(target)
-	if err != nil {
-		t.Fatalf("%s=%q: %v", EnvAPIServer, target, err)
-	}
-	var ln net.Listener
-	if err := ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", net.JoinHostPort("127.0.0.1", port))
-		return err
-	}); err != nil {
-		t.Fatalf("relay in %s: %v", ns.Name, err)
-	}
-	var (
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-		wg    sync.WaitGroup
-	)
-	track := func(c net.Conn, on bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if on {
-			conns[c] = true
-		} else {
-			delete(conns, c)
-		}
-	}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return // closed
-			}
-			wg.Go(func() {
-				// Dialled from this goroutine: the VM's namespace.
-				out, err := net.DialTimeout("tcp4", target, opTimeout)
-				if err != nil {
-					t.Logf("relay: %v", err)
-					_ = in.Close()
-					return
-				}
-				track(in, true)
-				track(out, true)
-				var pipes sync.WaitGroup
-				for _, p := range [][2]net.Conn{{in, out}, {out, in}} {
-					pipes.Go(func() {
-						_, _ = io.Copy(p[0], p[1])
-						if tc, ok := p[0].(*net.TCPConn); ok {
-							_ = tc.CloseWrite()
-						}
-					})
-				}
-				pipes.Wait()
-				_ = in.Close()
-				_ = out.Close()
-				track(in, false)
-				track(out, false)
-			})
-		}
-	})
 }

@@ -160,7 +160,7 @@ func setup(t *testing.T) *env {
 	e.pristine = e.snapshot(t)
 
 	phase = time.Now()
-	startRelay(t, e.n0.NetNS, os.Getenv(EnvAPIServer))
+	e.startRelay(t)
 	gen, routes := e.nftGeneration(t), e.watchRoutes(t)
 	e.proxyd = e.startProxyd(t)
 	m := e.waitSynced(t)
@@ -363,4 +363,21 @@ func httpClientIn(ns *netns.NetNS) *http.Client {
 			},
 		},
 	}
+}
+
+// startRelay makes the apiserver, which only the VM's own namespace reaches
+// at ForwardAddr:<port>, reachable as 127.0.0.1:<port> in node0, where
+// proxyd's kubeconfig points (see the package comment).
+func (e *env) startRelay(t *testing.T) {
+	t.Helper()
+	target := os.Getenv(EnvAPIServer)
+	_, port, err := net.SplitHostPort(target)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", EnvAPIServer, target, err)
+	}
+	r, err := e.n0.StartRelay(net.JoinHostPort("127.0.0.1", port), target, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
 }
