@@ -10,15 +10,15 @@ import (
 // set: what the table must add and delete, and nothing else. Applying it to
 // the previous Datapath gives the new one.
 type Delta struct {
-	// LocalCIDRs and Regions are small: when they change, the new ones are
-	// given whole (nil: unchanged).
+	// LocalCIDRs are given whole when they change (nil: unchanged).
 	LocalCIDRs *[]netip.Prefix
-	Regions    *[]Region
 	KnownLocal SetDelta[netip.Addr]
 	// Map deltas: Set holds new keys and keys whose value changed.
-	IngressGroup, EgressGroup, PodIdent MapDelta[netip.Addr, ID]
-	IngressAllow, EgressAllow           SetDelta[Allow]
-	IngressAny, EgressAny               SetDelta[AnyAllow]
+	IngressGroup, EgressGroup MapDelta[netip.Addr, ID]
+	// Chains: Set holds new chains and chains whose rules changed (all of
+	// their rules), Del the chains gone.
+	Chains    MapDelta[GroupKey, []Rule]
+	PeerElems SetDelta[PeerElem]
 }
 
 // SetDelta are the elements added to and deleted from a set.
@@ -27,7 +27,7 @@ type SetDelta[T comparable] struct {
 }
 
 // MapDelta are the keys set (new or with a new value) and deleted.
-type MapDelta[K comparable, V comparable] struct {
+type MapDelta[K comparable, V any] struct {
 	Set map[K]V
 	Del map[K]struct{}
 }
@@ -36,9 +36,8 @@ type MapDelta[K comparable, V comparable] struct {
 func NewDelta() *Delta {
 	return &Delta{
 		KnownLocal:   newSetDelta[netip.Addr](),
-		IngressGroup: newMapDelta[netip.Addr, ID](), EgressGroup: newMapDelta[netip.Addr, ID](), PodIdent: newMapDelta[netip.Addr, ID](),
-		IngressAllow: newSetDelta[Allow](), EgressAllow: newSetDelta[Allow](),
-		IngressAny: newSetDelta[AnyAllow](), EgressAny: newSetDelta[AnyAllow](),
+		IngressGroup: newMapDelta[netip.Addr, ID](), EgressGroup: newMapDelta[netip.Addr, ID](),
+		Chains: newMapDelta[GroupKey, []Rule](), PeerElems: newSetDelta[PeerElem](),
 	}
 }
 
@@ -46,7 +45,7 @@ func newSetDelta[T comparable]() SetDelta[T] {
 	return SetDelta[T]{Add: map[T]struct{}{}, Del: map[T]struct{}{}}
 }
 
-func newMapDelta[K, V comparable]() MapDelta[K, V] {
+func newMapDelta[K comparable, V any]() MapDelta[K, V] {
 	return MapDelta[K, V]{Set: map[K]V{}, Del: map[K]struct{}{}}
 }
 
@@ -80,16 +79,23 @@ func (d SetDelta[T]) Remove(s map[T]struct{}, e T) {
 // Len is the number of changes.
 func (d SetDelta[T]) Len() int { return len(d.Add) + len(d.Del) }
 
-// Put sets m[k] = v, recording it. The table replaces the element, so a
-// changed value is a set, not a delete and an add.
-func (d MapDelta[K, V]) Put(m map[K]V, k K, v V) {
-	if old, ok := m[k]; ok && old == v {
+// Put sets m[k] = v, recording it (eq says when a value is unchanged). The
+// table replaces the element, so a changed value is a set, not a delete and
+// an add.
+func (d MapDelta[K, V]) Put(m map[K]V, k K, v V, eq func(a, b V) bool) {
+	if old, ok := m[k]; ok && eq(old, v) {
 		return
 	}
 	m[k] = v
 	delete(d.Del, k)
 	d.Set[k] = v
 }
+
+// EqID compares IDs, for Put.
+func EqID(a, b ID) bool { return a == b }
+
+// EqRules compares rule lists, for Put.
+func EqRules(a, b []Rule) bool { return slices.Equal(a, b) }
 
 // Remove deletes m[k], recording it.
 func (d MapDelta[K, V]) Remove(m map[K]V, k K) {
@@ -107,12 +113,8 @@ func (d MapDelta[K, V]) Len() int { return len(d.Set) + len(d.Del) }
 // Len is the number of element changes in the delta (CIDRs and regions
 // count one each when replaced).
 func (d *Delta) Len() int {
-	n := d.KnownLocal.Len() + d.IngressGroup.Len() + d.EgressGroup.Len() + d.PodIdent.Len() +
-		d.IngressAllow.Len() + d.EgressAllow.Len() + d.IngressAny.Len() + d.EgressAny.Len()
+	n := d.KnownLocal.Len() + d.IngressGroup.Len() + d.EgressGroup.Len() + d.Chains.Len() + d.PeerElems.Len()
 	if d.LocalCIDRs != nil {
-		n++
-	}
-	if d.Regions != nil {
 		n++
 	}
 	return n
@@ -123,17 +125,11 @@ func (d *Delta) ApplyTo(dp *Datapath) {
 	if d.LocalCIDRs != nil {
 		dp.LocalCIDRs = slices.Clone(*d.LocalCIDRs)
 	}
-	if d.Regions != nil {
-		dp.Regions = slices.Clone(*d.Regions)
-	}
 	applySet(d.KnownLocal, dp.KnownLocal)
 	applyMap(d.IngressGroup, dp.IngressGroup)
 	applyMap(d.EgressGroup, dp.EgressGroup)
-	applyMap(d.PodIdent, dp.PodIdent)
-	applySet(d.IngressAllow, dp.IngressAllow)
-	applySet(d.EgressAllow, dp.EgressAllow)
-	applySet(d.IngressAny, dp.IngressAny)
-	applySet(d.EgressAny, dp.EgressAny)
+	applyMap(d.Chains, dp.Chains)
+	applySet(d.PeerElems, dp.PeerElems)
 }
 
 func applySet[T comparable](d SetDelta[T], s map[T]struct{}) {
@@ -145,7 +141,7 @@ func applySet[T comparable](d SetDelta[T], s map[T]struct{}) {
 	}
 }
 
-func applyMap[K, V comparable](d MapDelta[K, V], m map[K]V) {
+func applyMap[K comparable, V any](d MapDelta[K, V], m map[K]V) {
 	for k := range d.Del {
 		delete(m, k)
 	}
@@ -154,10 +150,13 @@ func applyMap[K, V comparable](d MapDelta[K, V], m map[K]V) {
 
 // Clone returns a deep copy of dp.
 func (d *Datapath) Clone() *Datapath {
-	return &Datapath{
-		LocalCIDRs: slices.Clone(d.LocalCIDRs), Regions: slices.Clone(d.Regions),
+	out := &Datapath{
+		LocalCIDRs: slices.Clone(d.LocalCIDRs),
 		KnownLocal: maps.Clone(d.KnownLocal), IngressGroup: maps.Clone(d.IngressGroup), EgressGroup: maps.Clone(d.EgressGroup),
-		PodIdent: maps.Clone(d.PodIdent), IngressAllow: maps.Clone(d.IngressAllow), EgressAllow: maps.Clone(d.EgressAllow),
-		IngressAny: maps.Clone(d.IngressAny), EgressAny: maps.Clone(d.EgressAny),
+		Chains: make(map[GroupKey][]Rule, len(d.Chains)), PeerElems: maps.Clone(d.PeerElems),
 	}
+	for k, rs := range d.Chains {
+		out.Chains[k] = slices.Clone(rs)
+	}
+	return out
 }

@@ -43,10 +43,10 @@ func (d *Datapath) Judge(src, dst netip.Addr, proto uint8, port uint16) Verdict 
 	if d.pending(src) || d.pending(dst) {
 		return DeniedPending
 	}
-	if g, ok := d.EgressGroup[src]; ok && !d.allowed(d.EgressAllow, d.EgressAny, g, dst, proto, port) {
+	if g, ok := d.EgressGroup[src]; ok && !d.passes(GroupKey{Egress, g}, dst, proto, port) {
 		return DeniedEgress
 	}
-	if g, ok := d.IngressGroup[dst]; ok && !d.allowed(d.IngressAllow, d.IngressAny, g, src, proto, port) {
+	if g, ok := d.IngressGroup[dst]; ok && !d.passes(GroupKey{Ingress, g}, src, proto, port) {
 		return DeniedIngress
 	}
 	return Allowed
@@ -64,40 +64,28 @@ func (d *Datapath) pending(a netip.Addr) bool {
 	return false
 }
 
-// allowed mirrors the three allow rules of a direction: the peer's pod
-// identity, then its region's identity, then the rules without peers.
-func (d *Datapath) allowed(allow map[Allow]struct{}, anyAllow map[AnyAllow]struct{}, g ID, peer netip.Addr, proto uint8, port uint16) bool {
-	if id, ok := d.PodIdent[peer]; ok && inAllow(allow, g, id, proto, port) {
-		return true
-	}
-	if id, ok := d.RegionIdent(peer); ok && inAllow(allow, g, id, proto, port) {
-		return true
-	}
-	for a := range anyAllow {
-		if a.Group == g && a.Ports.Contains(proto, port) {
+// passes mirrors a group chain: some rule's peer holds the other end and
+// its ports the packet's.
+func (d *Datapath) passes(g GroupKey, other netip.Addr, proto uint8, port uint16) bool {
+	for _, r := range d.Chains[g] {
+		if r.Ports.Contains(proto, port) && (r.Peer == AnyPeer || d.InPeer(r.Peer, other)) {
 			return true
 		}
 	}
 	return false
 }
 
-func inAllow(allow map[Allow]struct{}, g, id ID, proto uint8, port uint16) bool {
-	for a := range allow {
-		if a.Group == g && a.Ident == id && a.Ports.Contains(proto, port) {
+// InPeer reports whether peer set p holds a.
+func (d *Datapath) InPeer(p ID, a netip.Addr) bool {
+	if _, ok := d.PeerElems[PeerElem{Peer: p, From: a, To: a}]; ok {
+		return true
+	}
+	for e := range d.PeerElems {
+		if e.Peer == p && e.From.BitLen() == a.BitLen() && e.From.Compare(a) <= 0 && a.Compare(e.To) <= 0 {
 			return true
 		}
 	}
 	return false
-}
-
-// RegionIdent returns the identity of the region holding a.
-func (d *Datapath) RegionIdent(a netip.Addr) (ID, bool) {
-	for _, r := range d.Regions {
-		if r.From.BitLen() == a.BitLen() && r.From.Compare(a) <= 0 && a.Compare(r.To) <= 0 {
-			return r.Ident, true
-		}
-	}
-	return 0, false
 }
 
 // Contains reports whether the range holds proto and port.

@@ -1,26 +1,20 @@
 // Package model holds firewalld's desired datapath: what the node's one
 // nftables table must contain so that packets see the NetworkPolicies in
 // force. The policy compiler (package policy) produces it from API objects;
-// the nftables layer (package nft) programs it. It is plain data: every
-// field is an element set of the table, so a sync is a diff of elements.
+// the nftables layer (package nft) programs it. It is plain data.
 //
 // # How a packet is judged
 //
-// A pod's identity is a number derived from what selectors can see of it
-// (namespace, namespace labels, pod labels, named ports): pods that look the
-// same to every selector share an identity. An address region's identity is
-// the same kind of number for the ipBlocks that contain the region. A
-// target group is a number for the local pods that the same policies select
-// (with the same named ports resolved). A packet from S to D is allowed for
-// ingress when D is not in a target group, or when
-//
-//	group(D) . ident(S) . proto . dport  is in IngressAllow, or
-//	group(D) . proto . dport             is in IngressAny (rules without peers)
-//
-// where ident(S) is PodIdent[S] or, failing that or failing the match, the
-// identity of the CIDR region containing S. Egress is the same with the
-// roles swapped. The lookups per packet are a constant number whatever the
-// count of policies: the policies only change elements.
+// The local pods that the same policies select (with the same named ports)
+// form a target group, one per direction; each group is a chain of rules.
+// A rule lets traffic of a port range pass to or from the addresses of a
+// peer: a peer is a set of addresses (the pods a selector matches, the
+// ranges of an ipBlock) shared by every rule that names it, or any address.
+// A packet from S to D passes egress when S is not in a group, or when a
+// rule of S's egress group matches D and the port; then ingress the same
+// way with D's ingress group and S. The rules a packet meets are those of
+// the policies selecting its pods, whatever the number of policies
+// elsewhere; pods coming and going change peer set elements only.
 package model
 
 import (
@@ -90,42 +84,37 @@ func (r PortRange) Compare(o PortRange) int {
 		cmp.Compare(r.PortFrom, o.PortFrom), cmp.Compare(r.PortTo, o.PortTo))
 }
 
-// Allow is an element of IngressAllow/EgressAllow: traffic of Ports between
-// the target group and the identity is allowed. Elements of one set never
-// overlap (the kernel's concatenated interval sets reject overlaps).
-type Allow struct {
-	Group ID
-	Ident ID
+// AnyPeer is the peer of a rule without peers: every address.
+const AnyPeer ID = 0
+
+// Rule is one rule of a group chain: traffic of Ports to or from the
+// addresses of Peer (AnyPeer: any address) passes.
+type Rule struct {
+	Peer  ID
 	Ports PortRange
 }
 
-// Compare orders elements by group, identity, ports.
-func (a Allow) Compare(o Allow) int {
-	return cmp.Or(cmp.Compare(a.Group, o.Group), cmp.Compare(a.Ident, o.Ident), a.Ports.Compare(o.Ports))
+// Compare orders rules by peer, then ports.
+func (r Rule) Compare(o Rule) int {
+	return cmp.Or(cmp.Compare(r.Peer, o.Peer), r.Ports.Compare(o.Ports))
 }
 
-// AnyAllow is an element of IngressAny/EgressAny: a rule without peers,
-// traffic of Ports with any address is allowed.
-type AnyAllow struct {
-	Group ID
-	Ports PortRange
+// GroupKey names a target group's chain.
+type GroupKey struct {
+	Direction Direction
+	ID        ID
 }
 
-// Compare orders elements by group, ports.
-func (a AnyAllow) Compare(o AnyAllow) int {
-	return cmp.Or(cmp.Compare(a.Group, o.Group), a.Ports.Compare(o.Ports))
-}
-
-// Region is an element of the region maps: the addresses From..To
-// (inclusive, one family) have identity Ident. Regions never overlap.
-type Region struct {
+// PeerElem is an element of a peer set: the addresses From..To (inclusive,
+// one family; a pod is one address).
+type PeerElem struct {
+	Peer     ID
 	From, To netip.Addr
-	Ident    ID
 }
 
-// Compare orders regions by their first address.
-func (r Region) Compare(o Region) int {
-	return cmp.Or(r.From.Compare(o.From), r.To.Compare(o.To), cmp.Compare(r.Ident, o.Ident))
+// Compare orders elements by peer, then addresses.
+func (e PeerElem) Compare(o PeerElem) int {
+	return cmp.Or(cmp.Compare(e.Peer, o.Peer), e.From.Compare(o.From), e.To.Compare(o.To))
 }
 
 // Datapath is everything the table holds besides its fixed skeleton.
@@ -139,20 +128,16 @@ type Datapath struct {
 	// knows, policed or not.
 	KnownLocal map[netip.Addr]struct{}
 	// IngressGroup and EgressGroup map the address of every local pod that
-	// is isolated in that direction to its target group. An isolated pod
-	// gets only what an Allow or AnyAllow element of its group lets in.
+	// is isolated in that direction to its target group.
 	IngressGroup map[netip.Addr]ID
 	EgressGroup  map[netip.Addr]ID
-	// PodIdent maps pod addresses (every node's) to their identity.
-	PodIdent map[netip.Addr]ID
-	// Regions map address ranges to the identity of the ipBlocks that
-	// contain them; addresses in no region match no ipBlock.
-	Regions []Region
-	// The allow sets, per direction.
-	IngressAllow map[Allow]struct{}
-	EgressAllow  map[Allow]struct{}
-	IngressAny   map[AnyAllow]struct{}
-	EgressAny    map[AnyAllow]struct{}
+	// Chains are the rules of every target group in use, sorted, without
+	// duplicates and with the port ranges of a peer merged (disjoint). A
+	// group without rules lets nothing pass.
+	Chains map[GroupKey][]Rule
+	// PeerElems are the addresses of every peer the rules name. Elements of
+	// one peer never overlap.
+	PeerElems map[PeerElem]struct{}
 }
 
 // NewDatapath returns an empty Datapath with its maps made.
@@ -161,23 +146,20 @@ func NewDatapath() *Datapath {
 		KnownLocal:   map[netip.Addr]struct{}{},
 		IngressGroup: map[netip.Addr]ID{},
 		EgressGroup:  map[netip.Addr]ID{},
-		PodIdent:     map[netip.Addr]ID{},
-		IngressAllow: map[Allow]struct{}{},
-		EgressAllow:  map[Allow]struct{}{},
-		IngressAny:   map[AnyAllow]struct{}{},
-		EgressAny:    map[AnyAllow]struct{}{},
+		Chains:       map[GroupKey][]Rule{},
+		PeerElems:    map[PeerElem]struct{}{},
 	}
 }
 
-// Groups returns the target groups of a direction in use, each once.
-func (d *Datapath) Groups(dir Direction) map[ID]struct{} {
-	m := d.IngressGroup
-	if dir == Egress {
-		m = d.EgressGroup
-	}
-	out := make(map[ID]struct{}, len(m))
-	for _, g := range m {
-		out[g] = struct{}{}
+// Peers returns the peers the chains name, each once (AnyPeer left out).
+func (d *Datapath) Peers() map[ID]struct{} {
+	out := map[ID]struct{}{}
+	for _, rules := range d.Chains {
+		for _, r := range rules {
+			if r.Peer != AnyPeer {
+				out[r.Peer] = struct{}{}
+			}
+		}
 	}
 	return out
 }

@@ -65,8 +65,13 @@ func BenchmarkCompile(b *testing.B) {
 			}
 			dp := res.Datapath
 			b.ReportMetric(float64(res.Stats.LocalPolicies), "local-policies")
-			b.ReportMetric(float64(len(dp.PodIdent)), "pod-elems")
-			b.ReportMetric(float64(len(dp.IngressAllow)+len(dp.EgressAllow)), "allow-elems")
+			rules := 0
+			for _, rs := range dp.Chains {
+				rules += len(rs)
+			}
+			b.ReportMetric(float64(len(dp.PeerElems)), "peer-elems")
+			b.ReportMetric(float64(rules), "rules")
+			b.ReportMetric(float64(res.Stats.Peers), "peer-sets")
 			b.ReportMetric(float64(res.Stats.Groups), "groups")
 			b.ReportMetric(float64(res.Stats.Identities), "identities")
 		})

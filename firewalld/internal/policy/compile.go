@@ -42,8 +42,8 @@ type Stats struct {
 	// SelectedPods: pods of this node isolated in at least one direction.
 	SelectedPods int
 	// Rules of the local policies.
-	Rules                             int
-	Identities, Regions, Groups, Pods int
+	Rules                           int
+	Identities, Peers, Groups, Pods int
 }
 
 // Result is the outcome of Compile.
@@ -91,16 +91,18 @@ type Compiler struct {
 	byNS     map[string][]*compiledPolicy
 	peers    peerTable
 
-	ids      *idSpace
-	nsLabels map[string]map[string]string
-	regions  []region
-	blocks   string
-	matches  map[*peer]matchEntry
-	groups   map[string]*targetGroup
-	elems    map[string]*groupElems
-	// Versions of the identity set, the namespace labels and the regions:
-	// cached matches and elements are valid while these stay the same.
-	identVer, nsVer, regionVer uint64
+	// ids numbers target groups, peerIDs peer sets.
+	ids, peerIDs *idSpace
+	nsLabels     map[string]map[string]string
+	matches      map[*peer]matchEntry
+	groups       map[string]*targetGroup
+	chainCache   map[string]*chainCache
+	variants     map[string]*variant
+	byIdent      map[*identity][]*variant
+	ownerChanges []ownerChange
+	// Versions of the identity set and the namespace labels: cached
+	// matches and rules are valid while these stay the same.
+	identVer, nsVer uint64
 	// identVerStart is identVer before this compile; addedIdents and
 	// goneIdents are the identities this compile made and dropped.
 	identVerStart           uint64
@@ -122,11 +124,12 @@ type policyEntry struct {
 
 // NewCompiler returns a Compiler with nothing compiled yet.
 func NewCompiler() *Compiler {
-	return &Compiler{ids: newIDSpace(), idents: map[string]*identity{}, peers: peerTable{},
+	return &Compiler{ids: newIDSpace(), peerIDs: newIDSpace(), idents: map[string]*identity{}, peers: peerTable{},
 		pods: map[*corev1.Pod]*podEntry{}, claims: map[netip.Addr][]*podInfo{}, owner: map[netip.Addr]*podInfo{},
 		local: map[*podInfo]struct{}{}, troubled: map[*podInfo]struct{}{},
 		policies: map[*networkingv1.NetworkPolicy]*policyEntry{}, byNS: map[string][]*compiledPolicy{},
-		matches: map[*peer]matchEntry{}, groups: map[string]*targetGroup{}, elems: map[string]*groupElems{}}
+		matches: map[*peer]matchEntry{}, groups: map[string]*targetGroup{}, chainCache: map[string]*chainCache{},
+		variants: map[string]*variant{}, byIdent: map[*identity][]*variant{}}
 }
 
 // Compile compiles in, reusing what did not change since the last call.
@@ -139,7 +142,7 @@ func (cp *Compiler) Compile(in Input) Result {
 		cp.dp, cp.node = model.NewDatapath(), in.Node
 	}
 	cp.gen++
-	cp.identVerStart, cp.addedIdents, cp.goneIdents = cp.identVer, nil, nil
+	cp.identVerStart, cp.addedIdents, cp.goneIdents, cp.ownerChanges = cp.identVer, nil, nil, nil
 	d := model.NewDelta()
 	var cidrs []netip.Prefix
 	for _, p := range in.PodCIDRs {
@@ -153,12 +156,12 @@ func (cp *Compiler) Compile(in Input) Result {
 		d.LocalCIDRs = &c
 	}
 	cp.namespaces(in.Namespaces)
-	targetsDirty := cp.scanPods(in.Pods, d)
+	targetsDirty := cp.scanPods(in.Pods)
 	if cp.scanPolicies(in.Policies) || targetsDirty || full {
 		cp.targets(d)
 	}
-	cp.elements(d)
-	cp.stats.Identities, cp.stats.Pods = len(cp.idents), cp.visible
+	cp.peerSets(cp.chains(d), d)
+	cp.stats.Identities, cp.stats.Pods, cp.stats.Peers = len(cp.idents), cp.visible, len(cp.variants)
 	return Result{Datapath: cp.dp, Delta: d, Full: full, Groups: cp.groupList, Problems: cp.problems(), Stats: cp.stats}
 }
 

@@ -49,15 +49,20 @@ func TestCompileIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestNamespaceRelabelKeepsIdentityNumbers(t *testing.T) {
+func TestNamespaceRelabelChangesPeerSetsOnly(t *testing.T) {
 	c := newCluster().with(pol("x", "from-blue", sel("pod", "a"), ingress(peers(nsPeer(sel("color", "blue"))))))
-	before := Compile(c.in)
-	checkProbes(t, before.Datapath, []probe{"y/b -> x/a tcp/80 no"})
+	cp := NewCompiler()
+	before := cp.Compile(c.in).Datapath.Clone()
+	checkProbes(t, before, []probe{"y/b -> x/a tcp/80 no"})
+	c.in.Namespaces = slices.Clone(c.in.Namespaces)
 	c.in.Namespaces[1] = testNamespace("y", map[string]string{"color": "blue"})
-	after := Compile(c.in)
-	checkProbes(t, after.Datapath, []probe{"y/b -> x/a tcp/80 ok", "z/b -> x/a tcp/80 no"})
-	if !reflect.DeepEqual(before.Datapath.PodIdent, after.Datapath.PodIdent) {
-		t.Error("relabelling a namespace renumbered pod identities: every pod's element would be rewritten")
+	res := cp.Compile(c.in)
+	checkProbes(t, res.Datapath, []probe{"y/b -> x/a tcp/80 ok", "z/b -> x/a tcp/80 no"})
+	if !reflect.DeepEqual(before.Chains, res.Datapath.Chains) || res.Delta.Chains.Len() != 0 {
+		t.Error("relabelling a namespace rewrote chains: only the peer set's addresses should change")
+	}
+	if got := res.Delta.PeerElems.Len(); got != 3 {
+		t.Errorf("peer set changes: %d, want y's three pods", got)
 	}
 }
 
@@ -85,8 +90,10 @@ func TestPodsThatAreNotPoliced(t *testing.T) {
 	if _, ok := dp.IngressGroup[netip.MustParseAddr("198.18.0.10")]; ok {
 		t.Error("a host-network pod is policed: it would police the node's own address")
 	}
-	if _, ok := dp.PodIdent[netip.MustParseAddr("198.18.0.10")]; ok {
-		t.Error("a host-network pod has a pod identity: selecting it would match the node")
+	for e := range dp.PeerElems {
+		if e.From == netip.MustParseAddr("198.18.0.10") {
+			t.Error("a host-network pod is in a peer set: selecting it would match the node")
+		}
 	}
 	checkProbes(t, dp, []probe{"world -> 198.18.128.50 tcp/80 no"}) // its address is pending again, not x's
 	if res.Stats.SelectedPods != 2 {
@@ -162,39 +169,41 @@ func TestIdentitiesAreShared(t *testing.T) {
 	}
 }
 
-// TestElementsNeverOverlap checks, over random policies, the invariant the
-// kernel's interval sets need: no two elements of a set overlap.
+// TestElementsNeverOverlap checks, over random policies, the invariants
+// the kernel's sets need: no two elements of a peer set overlap, and the
+// port ranges of one peer in one chain are disjoint.
 func TestElementsNeverOverlap(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 200 {
 		c := newCluster().with(randomPolicies(r)...)
 		dp := Compile(c.in).Datapath
-		for name, set := range map[string]map[model.Allow]struct{}{"ingress": dp.IngressAllow, "egress": dp.EgressAllow} {
-			byPair := map[[2]model.ID][]model.PortRange{}
-			for a := range set {
-				byPair[[2]model.ID{a.Group, a.Ident}] = append(byPair[[2]model.ID{a.Group, a.Ident}], a.Ports)
+		for k, rules := range dp.Chains {
+			byPeer := map[model.ID][]model.PortRange{}
+			for _, ru := range rules {
+				byPeer[ru.Peer] = append(byPeer[ru.Peer], ru.Ports)
 			}
-			for pair, rs := range byPair {
+			for p, rs := range byPeer {
 				if overlapping(rs) {
-					t.Fatalf("run %d: %s elements of %v overlap: %v", i, name, pair, rs)
+					t.Fatalf("run %d: chain %v: ranges of peer %v overlap: %v", i, k, p, rs)
 				}
 			}
 		}
-		for name, set := range map[string]map[model.AnyAllow]struct{}{"ingress": dp.IngressAny, "egress": dp.EgressAny} {
-			byGroup := map[model.ID][]model.PortRange{}
-			for a := range set {
-				byGroup[a.Group] = append(byGroup[a.Group], a.Ports)
-			}
-			for g, rs := range byGroup {
-				if overlapping(rs) {
-					t.Fatalf("run %d: %s any-elements of %v overlap: %v", i, name, g, rs)
+		byPeer := map[model.ID][]model.PeerElem{}
+		for e := range dp.PeerElems {
+			byPeer[e.Peer] = append(byPeer[e.Peer], e)
+		}
+		for p, es := range byPeer {
+			slices.SortFunc(es, model.PeerElem.Compare)
+			for j := 1; j < len(es); j++ {
+				if es[j-1].From.BitLen() == es[j].From.BitLen() && es[j-1].To.Compare(es[j].From) >= 0 {
+					t.Fatalf("run %d: peer %v: elements overlap: %v %v", i, p, es[j-1], es[j])
 				}
 			}
 		}
-		for j := 1; j < len(dp.Regions); j++ {
-			a, b := dp.Regions[j-1], dp.Regions[j]
-			if a.From.BitLen() == b.From.BitLen() && a.To.Compare(b.From) >= 0 {
-				t.Fatalf("run %d: regions overlap: %v %v", i, a, b)
+		used := dp.Peers()
+		for p := range byPeer {
+			if _, ok := used[p]; !ok {
+				t.Fatalf("run %d: peer set %v has elements but no rule names it", i, p)
 			}
 		}
 	}

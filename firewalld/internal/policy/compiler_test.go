@@ -98,9 +98,7 @@ func datapathDiff(a, b *model.Datapath) string {
 	for name, eq := range map[string]bool{
 		"LocalCIDRs": reflect.DeepEqual(a.LocalCIDRs, b.LocalCIDRs), "KnownLocal": reflect.DeepEqual(a.KnownLocal, b.KnownLocal),
 		"IngressGroup": reflect.DeepEqual(a.IngressGroup, b.IngressGroup), "EgressGroup": reflect.DeepEqual(a.EgressGroup, b.EgressGroup),
-		"PodIdent": reflect.DeepEqual(a.PodIdent, b.PodIdent), "Regions": reflect.DeepEqual(a.Regions, b.Regions),
-		"IngressAllow": reflect.DeepEqual(a.IngressAllow, b.IngressAllow), "EgressAllow": reflect.DeepEqual(a.EgressAllow, b.EgressAllow),
-		"IngressAny": reflect.DeepEqual(a.IngressAny, b.IngressAny), "EgressAny": reflect.DeepEqual(a.EgressAny, b.EgressAny),
+		"Chains": reflect.DeepEqual(a.Chains, b.Chains), "PeerElems": reflect.DeepEqual(a.PeerElems, b.PeerElems),
 	} {
 		if !eq {
 			out = append(out, name)

@@ -41,21 +41,26 @@
 //
 // # How it compiles
 //
-//  1. Pods with addresses become identities: pods of one namespace with the
-//     same labels and named ports share one (replicas do).
+//  1. Pods with addresses get identities: pods of one namespace with the
+//     same labels and named ports share one (replicas do). Selectors are
+//     matched against identities, not pods.
 //  2. Each local pod's selecting policies, per direction, form its target
 //     group (with, for ingress, the named ports its rules name resolved on
-//     the pod).
-//  3. The ipBlocks of the policies that select local pods partition the
-//     address space into regions (a sweep over range boundaries), each with
-//     the identity of the set of blocks containing it.
-//  4. Groups, identities and regions get IDs: a hash of their canonical key,
+//     the pod); a group is a chain of rules.
+//  3. Each rule of a group's policies becomes rules of its chain: a peer
+//     set (the pods a selector peer matches, the ranges of an ipBlock, or
+//     any address) with the rule's ports resolved; ranges of one peer set
+//     are merged into disjoint ones. Egress named ports resolve on the
+//     destination: one peer set per number the name resolves to.
+//  4. Groups and peer sets are numbered by a hash of their canonical key,
 //     collisions probed in key order (ids.go).
-//  5. For each group and each rule: a selector peer yields an Allow element
-//     per matching identity, an ipBlock peer one per region inside it, a
-//     rule without peers an AnyAllow element; each with the rule's ports
-//     resolved. Ranges of one (group, identity) are merged into disjoint
-//     ones (the kernel rejects overlapping elements).
+//
+// A Compiler does this again in proportion to what changed: informers hand
+// out a new object per change, so unchanged pods and policies are the same
+// pointers; a pod coming or going changes the addresses of the peer sets
+// its identity is in, a new identity joins the sets that match it, and the
+// chains are recomputed only for groups whose policies or named ports
+// changed. Each result carries the Delta from the previous one.
 //
 // model.Datapath.Judge evaluates a packet against the result the way the
 // table's rules do; the tests use it to check every rule of the semantics.

@@ -29,14 +29,14 @@ func FuzzCompile(f *testing.F) {
 				types(egressType), egress(peers(blockPeer(cidr)), protoOnly(pr))),
 		)
 		dp := Compile(c.in).Datapath
-		for a := range dp.IngressAllow {
-			if a.Group == 0 || a.Ident == 0 {
-				t.Fatalf("element without group or identity: %+v", a)
+		for k := range dp.Chains {
+			if k.ID == 0 {
+				t.Fatalf("chain without a group: %+v", k)
 			}
 		}
-		for _, r := range dp.Regions {
-			if r.To.Less(r.From) || r.From.BitLen() != r.To.BitLen() {
-				t.Fatalf("bad region %+v", r)
+		for e := range dp.PeerElems {
+			if e.Peer == 0 || e.To.Less(e.From) || e.From.BitLen() != e.To.BitLen() {
+				t.Fatalf("bad peer element %+v", e)
 			}
 		}
 	})

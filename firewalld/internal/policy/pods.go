@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"github.com/nodenet/nodenet/firewalld/internal/model"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -24,6 +23,8 @@ type podInfo struct {
 	// ports are the pod's named container ports, "name/PROTOCOL" → port.
 	ports    map[string]uint16
 	identKey string
+	// ident is the pod's identity, set when the compiler counts the pod.
+	ident    *identity
 	problems []Problem
 }
 
@@ -114,9 +115,10 @@ func namedPorts(p *corev1.Pod) map[string]uint16 {
 // relabelling a namespace changes which peers an identity matches, not the
 // identity's number.
 type identity struct {
-	key       string
-	id        model.ID // its number, kept for removing its elements after release
-	count     int      // pods with this identity
+	key   string
+	count int // pods with this identity
+	// ips are the addresses its pods own.
+	ips       map[netip.Addr]struct{}
 	namespace string
 	labels    map[string]string
 	ports     map[string]uint16

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nodenet/nodenet/firewalld/internal/model"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 )
@@ -14,7 +13,7 @@ import (
 // dropped, and only their addresses and identities are updated. It reports
 // whether a pod of this node came or went (the target groups must be
 // recomputed).
-func (cp *Compiler) scanPods(in []*corev1.Pod, d *model.Delta) (localChanged bool) {
+func (cp *Compiler) scanPods(in []*corev1.Pod) (localChanged bool) {
 	var added, removed []*podInfo
 	for _, p := range in {
 		e, ok := cp.pods[p]
@@ -38,7 +37,6 @@ func (cp *Compiler) scanPods(in []*corev1.Pod, d *model.Delta) (localChanged boo
 		}
 	}
 	dirty := map[netip.Addr]struct{}{}
-	var newKeys []string
 	// Additions first: a pod replaced by a new object with the same
 	// identity never takes its identity's count to zero.
 	for _, p := range added {
@@ -55,13 +53,13 @@ func (cp *Compiler) scanPods(in []*corev1.Pod, d *model.Delta) (localChanged boo
 		}
 		id, ok := cp.idents[p.identKey]
 		if !ok {
-			id = &identity{key: p.identKey, namespace: p.namespace, labels: p.labels, ports: p.ports}
+			id = &identity{key: p.identKey, namespace: p.namespace, labels: p.labels, ports: p.ports, ips: map[netip.Addr]struct{}{}}
 			cp.idents[p.identKey] = id
-			newKeys = append(newKeys, p.identKey)
 			cp.addedIdents = append(cp.addedIdents, id)
 			cp.identVer++
 		}
 		id.count++
+		p.ident = id
 		if p.node == cp.node {
 			cp.local[p] = struct{}{}
 			localChanged = true
@@ -80,22 +78,16 @@ func (cp *Compiler) scanPods(in []*corev1.Pod, d *model.Delta) (localChanged boo
 			}
 			dirty[ip] = struct{}{}
 		}
-		id := cp.idents[p.identKey]
+		id := p.ident
 		if id.count--; id.count == 0 {
 			cp.goneIdents = append(cp.goneIdents, id)
 			delete(cp.idents, p.identKey)
-			cp.ids.release(p.identKey)
 			cp.identVer++
 		}
 		if p.node == cp.node {
 			delete(cp.local, p)
 			localChanged = true
 		}
-	}
-	newKeys = slices.DeleteFunc(newKeys, func(k string) bool { _, live := cp.idents[k]; return !live })
-	cp.ids.assign(newKeys)
-	for _, id := range cp.addedIdents {
-		id.id = cp.ids.id(id.key)
 	}
 	for ip := range dirty {
 		var best *podInfo
@@ -105,14 +97,20 @@ func (cp *Compiler) scanPods(in []*corev1.Pod, d *model.Delta) (localChanged boo
 			}
 		}
 		old := cp.owner[ip]
+		if old == best {
+			continue
+		}
+		if old != nil {
+			delete(old.ident.ips, ip)
+		}
 		if best == nil {
 			delete(cp.owner, ip)
-			d.PodIdent.Remove(cp.dp.PodIdent, ip)
 		} else {
 			cp.owner[ip] = best
-			d.PodIdent.Put(cp.dp.PodIdent, ip, cp.ids.id(best.identKey))
+			best.ident.ips[ip] = struct{}{}
 		}
-		if old != best && ((old != nil && old.node == cp.node) || (best != nil && best.node == cp.node)) {
+		cp.ownerChanges = append(cp.ownerChanges, ownerChange{ip: ip, old: old, new: best})
+		if (old != nil && old.node == cp.node) || (best != nil && best.node == cp.node) {
 			localChanged = true
 		}
 	}

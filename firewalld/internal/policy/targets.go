@@ -65,8 +65,7 @@ func (cp *Compiler) targets(d *model.Delta) {
 		cp.stats.Policies += len(list)
 	}
 
-	// Numbers for new groups and regions; gone ones are released.
-	cp.regionsOf(groups, d)
+	// Numbers for new groups; gone ones are released.
 	var keys []string
 	for k := range groups {
 		if _, ok := cp.groups[k]; !ok {
@@ -119,64 +118,11 @@ func (cp *Compiler) targets(d *model.Delta) {
 			}
 		}
 		for ip, id := range want[i] {
-			pair.md.Put(pair.m, ip, id)
+			pair.md.Put(pair.m, ip, id, model.EqID)
 		}
 	}
 	cp.groupList = cp.listGroups()
 	cp.stats.Groups = len(groups)
-	cp.stats.Regions = len(cp.regions)
-}
-
-// regionsOf recomputes the regions when the set of ipBlocks of the local
-// policies changed, numbering the new ones.
-func (cp *Compiler) regionsOf(groups map[string]*targetGroup, d *model.Delta) {
-	var blocks []*peer
-	seen := map[*peer]bool{}
-	for _, g := range groups {
-		for _, pol := range g.policies {
-			for _, r := range pol.dirRules(g.dir) {
-				for _, p := range r.peers {
-					if !p.selectorPeer && !seen[p] {
-						seen[p] = true
-						blocks = append(blocks, p)
-					}
-				}
-			}
-		}
-	}
-	slices.SortFunc(blocks, func(a, b *peer) int { return strings.Compare(a.key, b.key) })
-	var bk strings.Builder
-	for _, b := range blocks {
-		bk.WriteString(b.key)
-		bk.WriteByte(1)
-	}
-	if bk.String() == cp.blocks && cp.regionVer > 0 {
-		return
-	}
-	old := cp.regions
-	cp.blocks, cp.regions = bk.String(), regions(blocks)
-	cp.regionVer++
-	var keys []string
-	now := map[string]bool{}
-	for _, r := range cp.regions {
-		keys = append(keys, r.key)
-		now[r.key] = true
-	}
-	for _, r := range old {
-		if !now[r.key] {
-			cp.ids.release(r.key)
-		}
-	}
-	cp.ids.assign(keys)
-	var out []model.Region
-	for _, r := range cp.regions {
-		out = append(out, model.Region{From: r.from, To: r.to, Ident: cp.ids.id(r.key)})
-	}
-	if !slices.Equal(out, cp.dp.Regions) {
-		cp.dp.Regions = out
-		c := slices.Clone(out)
-		d.Regions = &c
-	}
 }
 
 // groupOf returns the target group of pod p isolated by policies in dir.
