@@ -206,7 +206,7 @@ func (c *Controller) Counts() map[string]uint64 {
 		"pods":          uint64(c.last.Pods),
 		"identities":    uint64(c.last.Identities),
 		"groups":        uint64(c.last.Groups),
-		"regions":       uint64(c.last.Regions),
+		"peerSets":      uint64(c.last.Peers),
 		"applied":       c.applied,
 		"problems":      uint64(c.problems.Count()),
 	}
