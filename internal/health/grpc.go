@@ -25,8 +25,10 @@ func NewGRPC(t *Tracker, name string) *GRPC {
 	return g
 }
 
+// status is SERVING once a sync has succeeded and while changes are applied
+// in time: kubelet's gRPC probe then tells readiness (liveness is /livez).
 func (g *GRPC) status() healthpb.HealthCheckResponse_ServingStatus {
-	if g.tracker.Check().Healthy {
+	if v := g.tracker.Check(); v.Healthy && v.Ready {
 		return healthpb.HealthCheckResponse_SERVING
 	}
 	return healthpb.HealthCheckResponse_NOT_SERVING

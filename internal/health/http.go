@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// Register serves /healthz (the tracker's verdict: 200 or 503) and /livez
-// (200 while the process serves HTTP) on mux.
+// Register serves /healthz (the tracker's verdict: 200 or 503), /readyz
+// (200 once a sync succeeded and while healthy) and /livez (200 while the
+// process serves HTTP) on mux.
 func Register(mux *http.ServeMux, t *Tracker) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		v := t.Check()
@@ -24,6 +25,19 @@ func Register(mux *http.ServeMux, t *Tracker) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_ = json.NewEncoder(w).Encode(body)
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		switch v := t.Check(); {
+		case !v.Ready:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("no sync has succeeded yet\n"))
+		case !v.Healthy:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(v.Reason + "\n"))
+		default:
+			_, _ = w.Write([]byte("ok\n"))
+		}
 	})
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

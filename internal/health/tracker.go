@@ -53,7 +53,10 @@ func (t *Tracker) Updated(syncStart time.Time) {
 
 // Verdict is the health of the daemon at one instant.
 type Verdict struct {
-	Healthy     bool
+	Healthy bool
+	// Ready: a sync has succeeded since the start, so what the daemon
+	// programs is in force (firewalld's policies, proxyd's services).
+	Ready       bool
 	Reason      string
 	QueuedAt    time.Time
 	LastUpdated time.Time
@@ -65,7 +68,7 @@ func (t *Tracker) Check() Verdict {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.clock.Now()
-	v := Verdict{Healthy: true, QueuedAt: t.queuedAt, LastUpdated: t.lastUpdated, Now: now}
+	v := Verdict{Healthy: true, Ready: !t.lastUpdated.IsZero(), QueuedAt: t.queuedAt, LastUpdated: t.lastUpdated, Now: now}
 	if !t.queuedAt.IsZero() {
 		if waited := now.Sub(t.queuedAt); waited > t.timeout {
 			v.Healthy = false

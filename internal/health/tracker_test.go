@@ -75,6 +75,30 @@ func TestHTTPHandlers(t *testing.T) {
 	}
 }
 
+func TestReadyzAfterTheFirstSync(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Unix(1000, 0))
+	tr := NewTracker(clk, time.Second)
+	mux := http.NewServeMux()
+	Register(mux, tr)
+	code := func() int {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	if c := code(); c != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d before any sync", c)
+	}
+	tr.Updated(clk.Now())
+	if c := code(); c != http.StatusOK {
+		t.Fatalf("/readyz = %d after a sync", c)
+	}
+	tr.QueuedUpdate()
+	clk.Step(2 * time.Second)
+	if c := code(); c != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d while a change is overdue", c)
+	}
+}
+
 func TestGRPCCheck(t *testing.T) {
 	clk := testingclock.NewFakeClock(time.Unix(1000, 0))
 	tr := NewTracker(clk, time.Second)
@@ -87,6 +111,10 @@ func TestGRPCCheck(t *testing.T) {
 		}
 		return resp.GetStatus()
 	}
+	if check("") != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatal("serving before any sync: nothing the daemon programs is in force yet")
+	}
+	tr.Updated(clk.Now())
 	if check("") != healthpb.HealthCheckResponse_SERVING || check("proxyd") != healthpb.HealthCheckResponse_SERVING {
 		t.Fatal("not serving while healthy")
 	}
