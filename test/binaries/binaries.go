@@ -36,6 +36,12 @@ func (s *Set) Paths(dir string) (map[string]string, error) {
 // and returns name → path: for a test that runs one daemon and should not
 // depend on the others compiling.
 func Build(dir string, daemons ...string) (map[string]string, error) {
+	return BuildVersion(dir, TestVersion, daemons...)
+}
+
+// BuildVersion is Build with another version stamped in: a test upgrading
+// a daemon runs a second build under a version of its own.
+func BuildVersion(dir, version string, daemons ...string) (map[string]string, error) {
 	paths := map[string]string{}
 	if pre := os.Getenv("NODENET_BIN_DIR"); pre != "" {
 		for _, d := range daemons {
@@ -51,7 +57,7 @@ func Build(dir string, daemons ...string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"build", "-o", dir + "/", "-ldflags", "-X github.com/nodenet/nodenet/internal/version.Version=" + TestVersion + " -X github.com/nodenet/nodenet/internal/version.Commit=e2e"}
+	args := []string{"build", "-o", dir + "/", "-ldflags", "-X github.com/nodenet/nodenet/internal/version.Version=" + version + " -X github.com/nodenet/nodenet/internal/version.Commit=e2e"}
 	for _, d := range daemons {
 		args = append(args, "./"+d+"/cmd/"+d)
 		paths[d] = filepath.Join(dir, d)

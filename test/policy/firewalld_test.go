@@ -48,6 +48,8 @@ const (
 // firewalld is the daemon of one node, started and restarted by the test.
 type firewalld struct {
 	bin, kubeconfig string
+	// args are extra flags of the next runs (an upgrade may change them).
+	args []string
 	node            *netns.Node
 	// runDir holds its socket: short, since sun_path holds 108 bytes.
 	runDir, logDir string
@@ -137,6 +139,7 @@ func (fw *firewalld) start() error {
 		"--run-dir="+fw.runDir,
 		"--peers=", // firewalld alone: node facts from the Node object
 		"--log-format=console")
+	p.cmd.Args = append(p.cmd.Args, fw.args...)
 	p.cmd.Env = fw.env()
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	// No Pdeathsig: it would fire when the thread that started the

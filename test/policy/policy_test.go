@@ -26,6 +26,8 @@ func TestPolicy(t *testing.T) {
 	}
 	t.Run("new-pod-fail-closed", f.testNewPodFailClosed)
 	t.Run("enforced-by-each-node", f.testEnforcedByEachNode)
+	t.Run("service-traffic-policed", f.testServiceTrafficPoliced)
+	t.Run("restart-upgrade-fail-closed", f.testRestartFailClosed)
 }
 
 // run runs a case's steps in order, then restores the cluster.

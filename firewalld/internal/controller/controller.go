@@ -153,7 +153,9 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 	if res.Full || !c.tableOK || full {
 		apply = func() (int, error) { return c.table.Apply(res.Datapath) }
 	}
-	if _, err := apply(); err != nil {
+	n, err := apply()
+	c.writes += uint64(n)
+	if err != nil {
 		// The table the kernel holds stays in force: the transaction is
 		// all or nothing, so a failed sync never opens anything.
 		c.tableOK = false
@@ -208,6 +210,7 @@ func (c *Controller) Counts() map[string]uint64 {
 		"groups":        uint64(c.last.Groups),
 		"peerSets":      uint64(c.last.Peers),
 		"applied":       c.applied,
+		"tableWrites":   c.writes,
 		"problems":      uint64(c.problems.Count()),
 	}
 }
