@@ -77,6 +77,7 @@ type Controller struct {
 
 	syncMu  sync.Mutex // held by Sync; Counts and the metrics read under it
 	applied uint64
+	writes  uint64 // netlink messages written to the table by this incarnation
 	last    policy.Stats
 	tableOK bool
 }
