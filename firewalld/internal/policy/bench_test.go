@@ -141,3 +141,35 @@ func BenchmarkMemoryPerPod(b *testing.B) {
 		runtime.KeepAlive(cp)
 	}
 }
+
+// BenchmarkRulesPerPacket: the rules a packet between two pods meets at
+// most, as the number of policies in the cluster grows: 100, 1k, 3k
+// policies where a pod is selected by at most 1, 1 and 3 of them. The count
+// follows the policies selecting the pod, not the total: the table's
+// fixed rules (forward or output: 2-3, pods: 4 pending and 4 verdict maps)
+// plus the longest egress and ingress group chains.
+func BenchmarkRulesPerPacket(b *testing.B) {
+	const fixed = 3 + 8
+	for _, perNS := range []int{1, 10, 30} {
+		b.Run(fmt.Sprintf("policies=%d", 100*perNS), func(b *testing.B) {
+			in := scaleInput(100, 10, 10, 50, perNS)
+			var longest [3]int
+			for b.Loop() {
+				dp := Compile(in).Datapath
+				longest = [3]int{}
+				for k, rs := range dp.Chains {
+					// Each rule naming a peer set is one rule per family.
+					n := 0
+					for _, r := range rs {
+						n++
+						if r.Peer != 0 {
+							n++
+						}
+					}
+					longest[k.Direction] = max(longest[k.Direction], n+1) // and the final drop
+				}
+			}
+			b.ReportMetric(float64(fixed+longest[1]+longest[2]), "max-rules/packet")
+		})
+	}
+}
