@@ -12,6 +12,7 @@ import (
 	"github.com/nodenet/nodenet/internal/coord"
 	"github.com/nodenet/nodenet/internal/daemon"
 	"github.com/nodenet/nodenet/internal/kube"
+	"github.com/nodenet/nodenet/internal/problems"
 	"github.com/nodenet/nodenet/proxyd/internal/conntrack"
 	"github.com/nodenet/nodenet/proxyd/internal/desired"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
@@ -70,7 +71,7 @@ type Controller struct {
 	cache               *resultCache
 	store               *store
 	dirty               *dirtySet
-	problems            *problemReporter
+	problems            *problems.Reporter
 
 	lastNode         nodeFacts
 	nodeGen          uint64
@@ -90,7 +91,7 @@ var _ daemon.Controller = (*Controller)(nil)
 // problems on the objects (nil: logged and counted only).
 func New(deps daemon.Deps, cfg Config, client kubernetes.Interface, k Kernel, events EventRecorder) *Controller {
 	c := &Controller{log: deps.Log, cfg: cfg, deps: deps, kernel: k, cache: newCache(), store: newStore(), dirty: newDirtySet()}
-	c.problems = newProblemReporter(deps.Log, events, deps.Metrics)
+	c.problems = problems.New("proxyd", deps.Log, events, deps.Metrics)
 	// Services another proxy implements are not even cached.
 	notOthers := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		req, _ := labels.NewRequirement(serviceProxyNameLabel, selection.DoesNotExist, nil)
@@ -157,7 +158,7 @@ func (c *Controller) Counts() map[string]uint64 {
 		"vips":            uint64(len(vips)),
 		"healthChecks":    uint64(len(c.store.checks)),
 		"draining":        uint64(c.draining),
-		"problems":        uint64(c.problems.count()),
+		"problems":        uint64(c.problems.Count()),
 	}
 }
 
@@ -195,7 +196,7 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	// What follows depends on little of the state; a partial sync only
 	// does what its changes touched, so it costs in proportion to them.
 	if touched.problems {
-		c.problems.report(c.store.problems(), c.lookup)
+		c.reportProblems(c.store.problems())
 	}
 	if c.kernel.Masquerade != nil && (touched.masquerade || c.masqueradeFailed) {
 		_, err := c.kernel.Masquerade.Apply(c.store.state(), node.PodCIDRs, full || c.masqueradeFailed)

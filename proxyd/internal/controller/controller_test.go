@@ -18,7 +18,6 @@ import (
 	"github.com/nodenet/nodenet/proxyd/internal/reconcile"
 	"github.com/nodenet/nodenet/proxyd/internal/vip"
 	"github.com/prometheus/client_golang/prometheus"
-	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -201,7 +200,7 @@ func TestBadInputIsReportedOnceAndSkipped(t *testing.T) {
 	if len(events) != 2 || !strings.Contains(strings.Join(events, "\n"), "InvalidScheduler") || !strings.Contains(strings.Join(events, "\n"), "InvalidIP") {
 		t.Fatalf("events %q, want one InvalidScheduler and one InvalidIP", events)
 	}
-	if n := promtest.ToFloat64(h.c.problems.total.WithLabelValues("Service", "InvalidIP")); n != 1 {
+	if n := counterValue(t, h.reg, "proxyd_invalid_objects_total", "Service", "InvalidIP"); n != 1 {
 		t.Fatalf("invalid_objects_total{InvalidIP} = %v", n)
 	}
 }
@@ -219,4 +218,28 @@ func TestServicesOfAnotherProxyAreIgnored(t *testing.T) {
 	if len(entries) != 1 || entries[0].Addr != netip.MustParseAddr("198.19.0.11") {
 		t.Fatalf("kernel %+v", entries)
 	}
+}
+
+// counterValue reads one series of a counter vector with labels kind, reason.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, kind, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			if l["kind"] == kind && l["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

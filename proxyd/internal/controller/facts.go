@@ -2,7 +2,7 @@ package controller
 
 import (
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
-	"github.com/nodenet/nodenet/proxyd/internal/desired"
+	"github.com/nodenet/nodenet/internal/problems"
 	"github.com/nodenet/nodenet/proxyd/internal/model"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -51,14 +51,14 @@ func kindFact(k model.Kind) nodev1.VIPKind {
 }
 
 // lookup finds the object a problem is about, for its event.
-func (c *Controller) lookup(p desired.Problem) runtime.Object {
+func (c *Controller) lookup(p problems.Problem) runtime.Object {
 	switch p.Kind {
 	case "Service":
-		if svc, err := c.svcs.Services(p.Object.Namespace).Get(p.Object.Name); err == nil {
+		if svc, err := c.svcs.Services(p.Namespace).Get(p.Name); err == nil {
 			return svc
 		}
 	case "EndpointSlice":
-		if obj, ok, err := c.sliceIndexer.GetByKey(p.Object.String()); err == nil && ok {
+		if obj, ok, err := c.sliceIndexer.GetByKey(p.Namespace + "/" + p.Name); err == nil && ok {
 			if ro, ok := obj.(runtime.Object); ok {
 				return ro
 			}
