@@ -64,8 +64,9 @@ print(next((r["Version"] for r in mod.get("Require") or [] if r["Path"] == sys.a
 	done <hack/pins.txt
 done
 
-# Formatting.
-unformatted=$(git ls-files -co --exclude-standard '*.go' | xargs -r gofmt -l)
+# Formatting (of the files there: a file deleted but not yet committed is
+# still listed).
+unformatted=$(git ls-files -co --exclude-standard '*.go' | while read -r f; do [ -f "$f" ] && echo "$f"; done | xargs -r gofmt -l)
 if [ -n "$unformatted" ]; then
 	echo "gofmt needed:" >&2
 	echo "$unformatted" >&2

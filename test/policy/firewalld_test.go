@@ -50,7 +50,7 @@ type firewalld struct {
 	bin, kubeconfig string
 	// args are extra flags of the next runs (an upgrade may change them).
 	args []string
-	node            *netns.Node
+	node *netns.Node
 	// runDir holds its socket: short, since sun_path holds 108 bytes.
 	runDir, logDir string
 

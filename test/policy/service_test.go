@@ -74,7 +74,10 @@ func (f *fixture) testServiceTrafficPoliced(t *testing.T) {
 	}
 	check("no policy", []probe{{Pod("x", "b"), true}, {Pod("y", "a"), true}, {Pod("x", "c"), true}, {World(), true}})
 	pol := netpol("x", "a-from-b", labels("pod", "a"), ingressRules(from(podsWhere(labels("pod", "b")))))
-	f.step(t, step{name: "x/a admits pod=b", policies: policies(pol)}, f.expected(step{policies: policies(pol)}))
+	admitted := step{name: "x/a admits pod=b", policies: policies(pol), expect: func(e *Expectation) {
+		e.DenyIngressTo(Pods(Pod("x", "a"))).AllowIngressTo(Pods(Pod("x", "a")), Pods(Pod("x", "b")))
+	}}
+	f.step(t, admitted, f.expected(admitted))
 	check("through the VIP", []probe{{Pod("x", "b"), true}, {Pod("y", "b"), false}, {Pod("y", "a"), false}, {Pod("x", "c"), false}, {World(), false}})
 }
 

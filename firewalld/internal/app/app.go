@@ -85,9 +85,12 @@ func (a table) Apply(d *model.Datapath) (int, error) {
 	return res.Writes, err
 }
 
-// ApplyDelta writes the whole datapath's difference: the table computes it
-// against what it wrote last.
-func (a table) ApplyDelta(d *model.Datapath, _ *model.Delta) (int, error) { return a.Apply(d) }
+// ApplyDelta writes what the compile's delta says (the table falls back to
+// Apply when it does not trust what it wrote last).
+func (a table) ApplyDelta(d *model.Datapath, delta *model.Delta) (int, error) {
+	res, err := a.t.ApplyDelta(d, delta)
+	return res.Writes, err
+}
 
 func (a table) Invalidate() { a.t.Invalidate() }
 
@@ -102,7 +105,7 @@ func (a table) Drops() (controller.Drops, error) {
 func dropsFrom(c nft.Counters) controller.Drops {
 	d := controller.Drops{Pending: c.Pending.Packets, Groups: make(map[controller.GroupKey]uint64, len(c.Denied))}
 	for k, v := range c.Denied {
-		d.Groups[controller.GroupKey{Direction: k.Direction, ID: k.Group}] = v.Packets
+		d.Groups[controller.GroupKey{Direction: k.Direction, ID: k.ID}] = v.Packets
 	}
 	return d
 }

@@ -14,16 +14,16 @@ import (
 func realisticPod(i int) *corev1.Pod {
 	c := corev1.Container{
 		Name: "app", Image: "registry.example/app:v1.2.3",
-		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {ContainerPort: 9090}},
-		Env:   []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "two"}, {Name: "C", Value: "three"}},
-		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "token", MountPath: "/var/run/secrets"}},
+		Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {ContainerPort: 9090}},
+		Env:            []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "two"}, {Name: "C", Value: "three"}},
+		VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: "/data"}, {Name: "token", MountPath: "/var/run/secrets"}},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready"}}},
 	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%d", i), Namespace: fmt.Sprintf("ns-%d", i%100),
-			Labels:        map[string]string{"app": fmt.Sprintf("app-%d", i%10), "pod-template-hash": "abcdef"},
-			Annotations:   map[string]string{"prometheus.io/scrape": "true", "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: "Update"}, {Manager: "kube-controller-manager", Operation: "Update"}},
+			Labels:          map[string]string{"app": fmt.Sprintf("app-%d", i%10), "pod-template-hash": "abcdef"},
+			Annotations:     map[string]string{"prometheus.io/scrape": "true", "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: "Update"}, {Manager: "kube-controller-manager", Operation: "Update"}},
 			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "app-abcdef"}}},
 		Spec: corev1.PodSpec{NodeName: fmt.Sprintf("n%d", i%50), Containers: []corev1.Container{c, c},
 			Volumes: []corev1.Volume{{Name: "data"}, {Name: "token"}}},

@@ -149,7 +149,13 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 	}
 	// Remember which policies own each group before the table changes, so
 	// that the drops counted so far are credited to the right policies.
-	c.drops.setGroups(res.Groups)
+	if res.Full || !c.tableOK || full || res.Delta.Chains.Len() > 0 {
+		// Chains are about to be made, rewritten or deleted, which starts
+		// their counters again: credit what they counted so far first.
+		// Reading every chain's counter costs a dump per chain, so pod
+		// changes (set elements only) skip it.
+		c.drops.setGroups(res.Groups)
+	}
 	apply := func() (int, error) { return c.table.ApplyDelta(res.Datapath, res.Delta) }
 	if res.Full || !c.tableOK || full {
 		apply = func() (int, error) { return c.table.Apply(res.Datapath) }

@@ -32,6 +32,7 @@ type fakeTable struct {
 	applied     []*model.Datapath
 	invalidated int
 	deltas      int
+	dropReads   int
 	fail        error
 	drops       Drops
 }
@@ -56,8 +57,11 @@ func (f *fakeTable) ApplyDelta(d *model.Datapath, delta *model.Delta) (int, erro
 	f.deltas++
 	return delta.Len(), nil
 }
-func (f *fakeTable) Invalidate()           { f.invalidated++ }
-func (f *fakeTable) Drops() (Drops, error) { return f.drops, nil }
+func (f *fakeTable) Invalidate() { f.invalidated++ }
+func (f *fakeTable) Drops() (Drops, error) {
+	f.dropReads++
+	return f.drops, nil
+}
 func (f *fakeTable) last() *model.Datapath { return f.applied[len(f.applied)-1] }
 
 type harness struct {
@@ -150,8 +154,12 @@ func TestSyncEnforcesAndPublishes(t *testing.T) {
 		_, err := h.c.pods.Pods("x").Get("new")
 		return err == nil
 	})
+	reads := h.table.dropReads
 	if err := h.sync(false); err != nil {
 		t.Fatal(err)
+	}
+	if h.table.dropReads != reads {
+		t.Error("a sync that changed no chain read the drop counters (a dump per chain)")
 	}
 	if v := h.table.last().Judge(world, podNew, model.ProtoTCP, 80); v != model.DeniedIngress {
 		t.Errorf("the new pod: %v, want denied by the namespace's policy", v)

@@ -10,8 +10,9 @@ import (
 // dropMetrics exports the table's drop counters per policy. A packet no
 // rule of a target group allowed is denied by all the group's policies
 // together, so it counts for each of them. The kernel's counters live in
-// the groups' deny chains and start again when a group is new; the totals
-// here add the increases, so they only grow.
+// the drop rules of the groups' chains and start again when a group is new
+// or its rules are rewritten (a policy change); the totals here add the
+// increases, so they only grow.
 //
 // It runs under the controller's syncMu (Sync calls setGroups with it held,
 // Collect takes it), so the table is never read while a sync writes it.

@@ -2,9 +2,6 @@ package nft
 
 import (
 	"fmt"
-	"maps"
-	"net/netip"
-	"slices"
 
 	"github.com/nodenet/nodenet/firewalld/internal/model"
 )
@@ -18,7 +15,7 @@ type backend interface {
 	commit(rs *ruleset, t *tx) error
 	// delete removes the table if it exists.
 	delete() error
-	// counters reads the deny chains' and pending rules' counters.
+	// counters reads the group chains' and pending rules' counters.
 	counters() (Counters, error)
 }
 
@@ -29,10 +26,10 @@ type applier struct {
 	// cfgErr is a Config that cannot be written; every Apply reports it.
 	cfgErr error
 	be     backend
-	// last is what the table holds as of the last successful Apply, when
-	// known (valid); otherwise (never applied, an error since, Invalidate)
-	// the next Apply reads the kernel.
-	last  *model.Datapath
+	// st is what the table holds as of the last successful Apply or
+	// ApplyDelta, when known (valid); otherwise (never applied, an error
+	// since, Invalidate) the next Apply reads the kernel.
+	st    *state
 	valid bool
 }
 
@@ -51,17 +48,31 @@ func (a *applier) apply(d *model.Datapath) (Result, error) {
 	if d == nil {
 		d = model.NewDatapath()
 	}
-	var t *tx
-	full := !a.valid
-	if full {
+	want := newState(d)
+	if !a.valid {
 		have, reason, err := a.be.read(a.rs)
 		if err != nil {
 			return Result{Full: true}, fmt.Errorf("read table %s: %w", TableName, err)
 		}
-		t = plan(a.rs, have, encode(d), reason)
-	} else {
-		t = planDelta(delta(a.last, d))
+		return a.commit(plan(a.rs, have, want, reason), want, true)
 	}
+	// Trusted: the difference from what was written last, as a delta.
+	t := a.st.applyDelta(a.st.deltaTo(want))
+	return a.commit(t, want, false)
+}
+
+func (a *applier) applyDelta(d *model.Datapath, delta *model.Delta) (Result, error) {
+	if !a.valid || delta == nil || a.cfgErr != nil {
+		return a.apply(d)
+	}
+	// The state changes before the kernel does: a failed transaction
+	// makes it invalid, and the next Apply reads the kernel again.
+	t := a.st.applyDelta(delta)
+	return a.commit(t, a.st, false)
+}
+
+// commit writes t (when it changes anything) and makes next the state.
+func (a *applier) commit(t *tx, next *state, full bool) (Result, error) {
 	res := t.result(full)
 	if !t.empty() {
 		if err := a.be.commit(a.rs, t); err != nil {
@@ -70,9 +81,7 @@ func (a *applier) apply(d *model.Datapath) (Result, error) {
 		}
 		res.Writes = t.messages(a.rs)
 	}
-	// Kept as a copy: the caller may change its maps.
-	a.last = clone(d)
-	a.valid = true
+	a.st, a.valid = next, true
 	return res, nil
 }
 
@@ -92,139 +101,4 @@ func (a *applier) counters() (Counters, error) {
 		return Counters{}, fmt.Errorf("read counters of table %s: %w", TableName, err)
 	}
 	return c, nil
-}
-
-// clone copies d deeply enough that later changes of the caller's maps and
-// slices do not reach it.
-func clone(d *model.Datapath) *model.Datapath {
-	return &model.Datapath{
-		LocalCIDRs:   slices.Clone(d.LocalCIDRs),
-		KnownLocal:   maps.Clone(d.KnownLocal),
-		IngressGroup: maps.Clone(d.IngressGroup),
-		EgressGroup:  maps.Clone(d.EgressGroup),
-		PodIdent:     maps.Clone(d.PodIdent),
-		Regions:      slices.Clone(d.Regions),
-		IngressAllow: maps.Clone(d.IngressAllow),
-		EgressAllow:  maps.Clone(d.EgressAllow),
-		IngressAny:   maps.Clone(d.IngressAny),
-		EgressAny:    maps.Clone(d.EgressAny),
-	}
-}
-
-// delta returns the content to add and to delete to go from old to new,
-// comparing the Datapaths' maps directly: a sync that changes little
-// encodes only what changed. It gives what diffing encode(old) and
-// encode(new) would (the tests hold it to that).
-func delta(old, new *model.Datapath) (add, del content) {
-	add, del = newContent(), newContent()
-	// Few elements, merged or filtered as a whole: diffed encoded.
-	for _, f := range []func(elems, *model.Datapath){
-		func(c elems, d *model.Datapath) { cidrElems(c, d.LocalCIDRs) },
-		func(c elems, d *model.Datapath) { regionElems(c, d.Regions) },
-	} {
-		o, n := elems{}, elems{}
-		f(o, old)
-		f(n, new)
-		for set, es := range n {
-			for e := range es {
-				if _, ok := o[set][e]; !ok {
-					add.elems.add(set, e)
-				}
-			}
-		}
-		for set, es := range o {
-			for e := range es {
-				if _, ok := n[set][e]; !ok {
-					del.elems.add(set, e)
-				}
-			}
-		}
-	}
-	diffSet(old.KnownLocal, new.KnownLocal, func(a netip.Addr, c content) {
-		if set, e, ok := knownElem(a); ok {
-			c.elems.add(set, e)
-		}
-	}, add, del)
-	diffMap(old.PodIdent, new.PodIdent, func(a netip.Addr, id model.ID, c content) {
-		if set, e, ok := identElem(a, id); ok {
-			c.elems.add(set, e)
-		}
-	}, add, del)
-	for _, dir := range []model.Direction{model.Ingress, model.Egress} {
-		diffMap(groupMap(old, dir), groupMap(new, dir), func(a netip.Addr, g model.ID, c content) {
-			if gs, ge, ds, de, ok := groupElems(dir, a, g); ok {
-				c.elems.add(gs, ge)
-				c.elems.add(ds, de)
-			}
-		}, add, del)
-		oldGroups, newGroups := chainsInUse(old, dir), chainsInUse(new, dir)
-		for name := range newGroups {
-			if _, ok := oldGroups[name]; !ok {
-				add.chains[name] = struct{}{}
-			}
-		}
-		for name := range oldGroups {
-			if _, ok := newGroups[name]; !ok {
-				del.chains[name] = struct{}{}
-			}
-		}
-		diffSet(allowMap(old, dir), allowMap(new, dir), func(a model.Allow, c content) {
-			if set, e, ok := allowElem(dir, a); ok {
-				c.elems.add(set, e)
-			}
-		}, add, del)
-		diffSet(anyMap(old, dir), anyMap(new, dir), func(a model.AnyAllow, c content) {
-			if set, e, ok := anyElem(dir, a); ok {
-				c.elems.add(set, e)
-			}
-		}, add, del)
-	}
-	return add, del
-}
-
-// chainsInUse are the deny chains d needs in direction dir: those of the
-// groups of its (valid) addresses.
-func chainsInUse(d *model.Datapath, dir model.Direction) map[string]struct{} {
-	out := map[string]struct{}{}
-	for a, g := range groupMap(d, dir) {
-		if canonical(a) {
-			out[denyChainName(dir, g)] = struct{}{}
-		}
-	}
-	return out
-}
-
-// diffSet calls put(k, add) for keys only new has and put(k, del) for keys
-// only old has. It walks the larger map and looks each key up in the other
-// (a cache miss each, at 100k elements the cost of a sync); the smaller
-// one is walked too only when the counts say it has keys of its own.
-func diffSet[K comparable](old, new map[K]struct{}, put func(K, content), add, del content) {
-	diffMap(old, new, func(k K, _ struct{}, c content) { put(k, c) }, add, del)
-}
-
-// diffMap is diffSet for maps: a key whose value changed is deleted with
-// its old value and added with its new one.
-func diffMap[K, V comparable](old, new map[K]V, put func(K, V, content), add, del content) {
-	// walk reports the entries of a missing from b (or different there)
-	// to out, and how many it found in b the same.
-	walk := func(a, b map[K]V, out content) int {
-		same := 0
-		for k, v := range a {
-			if w, ok := b[k]; ok && w == v {
-				same++
-				continue
-			}
-			put(k, v, out)
-		}
-		return same
-	}
-	if len(new) >= len(old) {
-		if walk(new, old, add) < len(old) {
-			walk(old, new, del)
-		}
-		return
-	}
-	if walk(old, new, del) < len(new) {
-		walk(new, old, add)
-	}
 }

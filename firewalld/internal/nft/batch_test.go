@@ -1,7 +1,10 @@
 package nft
 
 import (
+	"fmt"
 	"math"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/mdlayher/netlink"
@@ -51,55 +54,101 @@ func commitCaptured(t *testing.T, rs *ruleset, tx *tx) []netlink.Message {
 	return msgs
 }
 
-// msgSet returns the set an element message is for, and its element count,
-// checking that the list fits its attribute.
-func msgSet(t *testing.T, m netlink.Message) (string, int) {
+// attrs decodes a message's attributes: type → data (strings for names).
+func attrs(t *testing.T, m netlink.Message) map[uint16][]byte {
 	t.Helper()
 	ad, err := netlink.NewAttributeDecoder(m.Data[4:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var set string
-	n := 0
+	out := map[uint16][]byte{}
 	for ad.Next() {
-		switch ad.Type() {
-		case unix.NFTA_SET_ELEM_LIST_SET:
-			set = ad.String()
-		case unix.NFTA_SET_ELEM_LIST_ELEMENTS:
-			if l := len(ad.Bytes()); l > math.MaxUint16-4 {
-				t.Fatalf("set %s: element list of %d bytes does not fit a netlink attribute", set, l)
-			}
-			inner, err := netlink.UnmarshalAttributes(ad.Bytes())
-			if err != nil {
-				t.Fatalf("set %s: %v", set, err)
-			}
-			n = len(inner)
-		}
+		out[ad.Type()] = ad.Bytes()
 	}
 	if err := ad.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return set, n
+	return out
 }
 
-// nameAttr returns the name of a chain message.
-func chainName(t *testing.T, m netlink.Message) string {
+func name(b []byte) string { return string(b[:max(0, len(b)-1)]) }
+
+// msgSet returns the set an element message is for, and its element count,
+// checking that the list fits its attribute.
+func msgSet(t *testing.T, m netlink.Message) (string, int) {
 	t.Helper()
-	ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+	a := attrs(t, m)
+	set := name(a[unix.NFTA_SET_ELEM_LIST_SET])
+	list := a[unix.NFTA_SET_ELEM_LIST_ELEMENTS]
+	if len(list) > math.MaxUint16-4 {
+		t.Fatalf("set %s: element list of %d bytes does not fit a netlink attribute", set, len(list))
+	}
+	inner, err := netlink.UnmarshalAttributes(list)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("set %s: %v", set, err)
 	}
-	for ad.Next() {
-		if ad.Type() == unix.NFTA_CHAIN_NAME {
-			return ad.String()
+	return set, len(inner)
+}
+
+// describe names a message as "<kind> <object>": "add set peer-…",
+// "flush out-…", "rule in-…", "add elements ing_group4".
+func describe(t *testing.T, m netlink.Message) string {
+	t.Helper()
+	a := attrs(t, m)
+	switch m.Header.Type {
+	case msgType(unix.NFT_MSG_NEWTABLE):
+		return "add table"
+	case msgType(unix.NFT_MSG_DELTABLE):
+		return "delete table"
+	case msgType(unix.NFT_MSG_NEWSET):
+		return "add set " + name(a[unix.NFTA_SET_NAME])
+	case msgType(unix.NFT_MSG_DELSET):
+		return "delete set " + name(a[unix.NFTA_SET_NAME])
+	case msgType(unix.NFT_MSG_NEWCHAIN):
+		return "add chain " + name(a[unix.NFTA_CHAIN_NAME])
+	case msgType(unix.NFT_MSG_DELCHAIN):
+		return "delete chain " + name(a[unix.NFTA_CHAIN_NAME])
+	case msgType(unix.NFT_MSG_NEWRULE):
+		return "rule " + name(a[unix.NFTA_RULE_CHAIN])
+	case msgType(unix.NFT_MSG_DELRULE):
+		if _, one := a[unix.NFTA_RULE_HANDLE]; one {
+			t.Fatalf("a rule deleted by handle")
 		}
+		return "flush " + name(a[unix.NFTA_RULE_CHAIN])
+	case msgType(unix.NFT_MSG_NEWSETELEM):
+		set, _ := msgSet(t, m)
+		return "add elements " + set
+	case msgType(unix.NFT_MSG_DELSETELEM):
+		set, _ := msgSet(t, m)
+		return "delete elements " + set
 	}
+	t.Fatalf("unexpected message %v", m.Header.Type)
 	return ""
+}
+
+// describeAll describes msgs, runs of rules of a chain as one "rules
+// <chain> ×n".
+func describeAll(t *testing.T, msgs []netlink.Message) []string {
+	var out []string
+	n := 0
+	for i, m := range msgs {
+		d := describe(t, m)
+		n++
+		if i+1 < len(msgs) && d[:5] == "rule " && describe(t, msgs[i+1]) == d {
+			continue
+		}
+		if n > 1 {
+			d = fmt.Sprintf("%s ×%d", d, n)
+		}
+		out = append(out, d)
+		n = 0
+	}
+	return out
 }
 
 func TestCreateIsOneBatch(t *testing.T) {
 	rs := newRuleset(logConfig{group: 1, rate: 10, burst: 5})
-	want := encode(bigDatapath(10000, 1000, 20000))
+	want := newState(bigDatapath(10000, 1000, 500))
 	tx := plan(rs, nil, want, "table missing")
 	msgs := commitCaptured(t, rs, tx)
 	// Add, delete, add the table: the batch works whether it exists or not.
@@ -110,99 +159,154 @@ func TestCreateIsOneBatch(t *testing.T) {
 	}
 	byType := map[netlink.HeaderType]int{}
 	counts := map[string]int{}
-	chainsSeen := map[string]bool{}
+	sets, chains := map[string]bool{}, map[string]bool{}
 	for _, m := range msgs {
 		byType[m.Header.Type]++
+		a := attrs(t, m)
 		switch m.Header.Type {
+		case msgType(unix.NFT_MSG_NEWSET):
+			sets[name(a[unix.NFTA_SET_NAME])] = true
 		case msgType(unix.NFT_MSG_NEWCHAIN):
-			chainsSeen[chainName(t, m)] = true
+			chains[name(a[unix.NFTA_CHAIN_NAME])] = true
+		case msgType(unix.NFT_MSG_NEWRULE):
+			// A rule comes after its chain and the sets it names: a fixed
+			// chain's the fixed sets, a group chain's peer sets.
+			chain := name(a[unix.NFTA_RULE_CHAIN])
+			need := len(rs.sets) + len(tx.addSets)
+			if _, fixed := rs.chain(chain); fixed {
+				need = len(rs.sets)
+			}
+			if !chains[chain] || len(sets) < need {
+				t.Fatalf("a rule of %s before its chain or the sets", chain)
+			}
 		case msgType(unix.NFT_MSG_NEWSETELEM):
 			set, n := msgSet(t, m)
 			counts[set] += n
-			// A verdict element comes after the chain it jumps to.
-			if s, _ := rs.set(set); s.data == verdictData && len(chainsSeen) < len(rs.chains)+len(want.chains) {
+			// A verdict element comes after the chains it jumps to.
+			if s, _ := rs.setSpec(set); s.verdicts && len(chains) < len(rs.chains)+len(tx.addChains) {
 				t.Fatalf("elements of %s before all chains exist", set)
 			}
 		}
 	}
-	deny := len(want.chains)
-	if deny != 1250 {
-		t.Fatalf("%d deny chains, want 1250", deny)
+	_, peerSets, groupChains := want.content()
+	// 1000 ingress groups, 250 egress groups; 500 namespace peers, "all
+	// pods" and an ipBlock.
+	if len(groupChains) != 1250 || len(peerSets) != 2*502 {
+		t.Fatalf("%d group chains, %d peer sets", len(groupChains), len(peerSets))
 	}
-	if byType[msgType(unix.NFT_MSG_NEWSET)] != 20 || byType[msgType(unix.NFT_MSG_NEWCHAIN)] != 5+deny ||
-		byType[msgType(unix.NFT_MSG_NEWRULE)] != rs.fixedRules()+2*deny {
+	rules := 0
+	for _, c := range tx.rules {
+		rules += rs.groupRuleCount(c.rules)
+	}
+	if byType[msgType(unix.NFT_MSG_NEWSET)] != len(rs.sets)+len(peerSets) || byType[msgType(unix.NFT_MSG_NEWCHAIN)] != len(rs.chains)+len(groupChains) ||
+		byType[msgType(unix.NFT_MSG_NEWRULE)] != rs.fixedRules()+rules {
 		t.Fatalf("messages by type: %v", byType)
 	}
-	for _, s := range rs.sets {
-		if want := s.kernelCount(want.elems.sorted(s.name)); counts[s.name] != want {
-			t.Errorf("set %s: %d kernel elements sent, want %d", s.name, counts[s.name], want)
+	es, _, _ := want.content()
+	for set, m := range es {
+		s, _ := rs.setSpec(set)
+		if want := s.kernelCount(sortedElems(m)); counts[set] != want {
+			t.Errorf("set %s: %d kernel elements sent, want %d", set, counts[set], want)
 		}
 	}
-	t.Logf("10k identities, 1k groups, 20k allow elements: %d messages (%d element lists)", len(msgs), byType[msgType(unix.NFT_MSG_NEWSETELEM)])
+	t.Logf("10k pods, 1250 group chains (%d rules), %d peer sets, %d elements: %d messages (%d element lists)",
+		rules, len(peerSets), es.count(), len(msgs), byType[msgType(unix.NFT_MSG_NEWSETELEM)])
+}
+
+// orderDatapaths are a change that takes every kind of step.
+func orderDatapaths() (old, new *model.Datapath) {
+	old, new = baseDatapath(), baseDatapath()
+	// db's egress group goes (and its chain), a new one comes for web
+	// naming a new peer; db moves to web's ingress group (in-0000a002
+	// goes, and with it peer-0000b001); web's ingress rules change.
+	delete(new.EgressGroup, addr("198.18.128.3"))
+	delete(new.Chains, outDB)
+	new.EgressGroup[addr("198.18.128.2")] = 0x0000a003
+	new.Chains[model.GroupKey{Direction: model.Egress, ID: 0x0000a003}] = []model.Rule{{Peer: 0x0000b003, Ports: tcp(80)}}
+	new.PeerElems[pod(0x0000b003, "198.18.140.3")] = struct{}{}
+	new.IngressGroup[addr("198.18.128.3")] = groupWeb
+	delete(new.Chains, inDB)
+	new.Chains[inWeb] = new.Chains[inWeb][1:]
+	delete(new.PeerElems, pod(peerApp, "198.18.140.7"))
+	return old, new
 }
 
 func TestDeltaOrder(t *testing.T) {
 	rs := newRuleset(logConfig{})
-	old := baseDatapath()
-	new := baseDatapath()
-	// db's egress group goes, a new one comes for web; db moves to web's
-	// ingress group (deny-in-0000a002 goes).
-	delete(new.EgressGroup, addr("198.18.128.3"))
-	new.EgressGroup[addr("198.18.128.2")] = 0x0000a003
-	new.IngressGroup[addr("198.18.128.3")] = groupWeb
-	msgs := commitCaptured(t, rs, planDelta(delta(old, new)))
-	var order []string
-	for _, m := range msgs {
-		switch m.Header.Type {
-		case msgType(unix.NFT_MSG_DELSETELEM):
-			set, _ := msgSet(t, m)
-			order = append(order, "del "+set)
-		case msgType(unix.NFT_MSG_NEWSETELEM):
-			set, _ := msgSet(t, m)
-			order = append(order, "add "+set)
-		case msgType(unix.NFT_MSG_DELCHAIN):
-			order = append(order, "del chain "+chainName(t, m))
-		case msgType(unix.NFT_MSG_NEWCHAIN):
-			order = append(order, "add chain "+chainName(t, m))
-		case msgType(unix.NFT_MSG_NEWRULE):
-			order = append(order, "rule")
-		default:
-			t.Fatalf("unexpected message %v", m.Header.Type)
+	old, new := orderDatapaths()
+	want := []string{
+		"add set peer-0000b003-4", "add set peer-0000b003-6",
+		"add chain out-0000a003",
+		"flush in-0000a001", "rule in-0000a001 ×5",
+		"rule out-0000a003 ×3",
+		"delete elements ing_group4", "delete elements eg_group4", "delete elements peer-0000b002-4",
+		"add elements ing_group4", "add elements eg_group4", "add elements peer-0000b003-4",
+		"delete chain in-0000a002", "delete chain out-0000a002",
+		"delete set peer-0000b001-4", "delete set peer-0000b001-6",
+	}
+	// The same transaction from a partial Apply, from ApplyDelta, and
+	// from a full read.
+	s := newState(old)
+	partial := s.applyDelta(s.deltaTo(newState(new)))
+	s = newState(old)
+	viaDelta := s.applyDelta(modelDelta(old, new))
+	full := plan(rs, asRead(rs, newState(old)), newState(new), "")
+	for what, tx := range map[string]*tx{"partial Apply": partial, "ApplyDelta": viaDelta, "full Apply": full} {
+		if got := describeAll(t, commitCaptured(t, rs, tx)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", what, got, want)
 		}
 	}
-	want := []string{
-		"del ing_group4", "del eg_group4", "del ing_deny4", "del eg_deny4",
-		"del chain deny-eg-0000a002", "del chain deny-in-0000a002",
-		"add chain deny-eg-0000a003", "rule",
-		"add ing_group4", "add eg_group4", "add ing_deny4", "add eg_deny4",
+	// And the fake kernel (which refuses what the kernel refuses) takes it.
+	f := freshFake(t, Config{}, old)
+	mustApplyDelta(t, f, new, modelDelta(old, new))
+	sameTable(t, "after the delta", f, freshFake(t, Config{}, new))
+}
+
+// A pod that comes costs one message per set it changes, nothing else,
+// however big the table.
+func TestOnePodChangeIsFewMessages(t *testing.T) {
+	rs := newRuleset(logConfig{})
+	old := bigDatapath(10000, 1000, 500)
+	d := old.Clone()
+	delta := model.NewDelta()
+	a := bigAddr(10001)
+	delta.KnownLocal.Put(d.KnownLocal, a)
+	delta.IngressGroup.Put(d.IngressGroup, a, bigGroup(1), model.EqID)
+	delta.PeerElems.Put(d.PeerElems, model.PeerElem{Peer: bigPeer(1), From: a, To: a})
+	delta.PeerElems.Put(d.PeerElems, model.PeerElem{Peer: bigPeer(500), From: a, To: a})
+	s := newState(old)
+	msgs := commitCaptured(t, rs, s.applyDelta(delta))
+	want := []string{"add elements known_local4", "add elements ing_group4", "add elements peer-00100001-4", "add elements peer-001001f4-4"}
+	if got := describeAll(t, msgs); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a new pod: %q, want %q", got, want)
 	}
-	if len(order) != len(want) {
-		t.Fatalf("order %v, want %v", order, want)
-	}
-	for i := range want {
-		if order[i] != want[i] {
-			t.Fatalf("order %v, want %v", order, want)
+	for _, m := range msgs {
+		if _, n := msgSet(t, m); n > 2 {
+			t.Fatalf("%d kernel elements in one message, want one address (or its range: two)", n)
 		}
 	}
 }
 
-func TestOneElementIsOneMessage(t *testing.T) {
-	rs := newRuleset(logConfig{})
-	old := bigDatapath(10000, 1000, 100000)
-	new := bigDatapath(10000, 1000, 100000)
-	new.IngressAllow[model.Allow{Group: 0x00200001, Ident: 0x00100001, Ports: tcp(5)}] = struct{}{}
-	msgs := commitCaptured(t, rs, planDelta(delta(old, new)))
-	if len(msgs) != 1 || msgs[0].Header.Type != msgType(unix.NFT_MSG_NEWSETELEM) {
-		t.Fatalf("delta of one allow element sent %d messages, want one NEWSETELEM", len(msgs))
-	}
-	if set, n := msgSet(t, msgs[0]); set != setIngressAllow || n != 1 {
-		t.Fatalf("sent %d elements to %s, want one to ing_allow", n, set)
+func TestChainRulesChangeIsFlushAndAdd(t *testing.T) {
+	rs := newRuleset(logConfig{group: 2, rate: 1, burst: 5})
+	old := baseDatapath()
+	new := baseDatapath()
+	new.Chains[inDB] = []model.Rule{{Peer: peerWeb, Ports: tcp(5433)}, {Peer: model.AnyPeer, Ports: model.AllTraffic}}
+	s := newState(old)
+	msgs := commitCaptured(t, rs, s.applyDelta(modelDelta(old, new)))
+	if got, want := describeAll(t, msgs), []string{"flush in-0000a002", "rule in-0000a002 ×5"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("rules changed: %q, want %q", got, want)
 	}
 }
 
 func TestChunksFitTheAttribute(t *testing.T) {
 	rs := newRuleset(logConfig{})
-	for _, s := range rs.sets {
+	specs := slices.Clone(rs.sets)
+	for _, v6 := range []bool{false, true} {
+		s, _ := rs.setSpec(peerSetName(7, v6))
+		specs = append(specs, s)
+	}
+	for _, s := range specs {
 		// One element more than a message holds, each as large as the
 		// set's elements get (ranges that need an end element).
 		per := s.perMessage()
@@ -213,18 +317,15 @@ func TestChunksFitTheAttribute(t *testing.T) {
 			end := append([]byte(nil), key...)
 			end[3] = 0x10
 			e := elem{key: string(key)}
-			if s.kind != hashSet {
+			if s.interval {
 				e.end = string(end)
 			}
-			switch s.data {
-			case markData:
-				e.val = string(mark(model.ID(i)))
-			case verdictData:
-				e.val = denyChainName(model.Ingress, model.ID(i))
+			if s.verdicts {
+				e.val = groupChainName(model.GroupKey{Direction: model.Egress, ID: model.ID(i)})
 			}
 			es[i] = e
 		}
-		msgs := commitCaptured(t, rs, &tx{add: map[string][]elem{s.name: es}})
+		msgs := commitCaptured(t, rs, &tx{add: map[string][]elem{s.name: es}, del: map[string][]elem{}})
 		if len(msgs) != 2 {
 			t.Fatalf("set %s: %d elements in %d messages, want 2", s.name, len(es), len(msgs))
 		}

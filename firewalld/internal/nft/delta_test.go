@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -10,94 +9,206 @@ import (
 	"github.com/nodenet/nodenet/firewalld/internal/model"
 )
 
-// randomDatapath draws a Datapath from a small universe, so that two draws
-// share much and differ somewhat (bad input included: IPv4-mapped
-// addresses, overlapping regions, empty port ranges).
-func randomDatapath(r *rand.Rand) *model.Datapath {
+// universe is what random Datapaths are drawn from: small, so that two
+// draws share much and differ somewhat. Bad input is included (an
+// IPv4-mapped address, an empty range, an empty port range); overlapping
+// peer elements are not (the model rules them out, and only a full Apply
+// can leave them out).
+type universe struct {
+	addrs  []netip.Addr
+	ranges []model.PeerElem // From..To of peer 0, disjoint from each other and from addrs
+	groups []model.ID
+	peers  []model.ID
+	ports  []model.PortRange
+	cidrs  []netip.Prefix
+}
+
+func newUniverse() universe {
+	u := universe{
+		addrs:  []netip.Addr{addr("::ffff:198.18.128.1"), addr("2001:db8:80::5"), addr("2001:db8:80::6")},
+		groups: []model.ID{1, 2, 3, 4},
+		peers:  []model.ID{10, 11, 12, 13, 14},
+		ports: []model.PortRange{tcp(80), tcp(443), model.AllTraffic, udp(53),
+			{ProtoFrom: 6, ProtoTo: 6, PortFrom: 9000, PortTo: 9100}, {ProtoFrom: 6, ProtoTo: 6, PortFrom: 0, PortTo: 65535},
+			{ProtoFrom: 6, ProtoTo: 6, PortFrom: 9, PortTo: 1}},
+		cidrs: []netip.Prefix{netip.MustParsePrefix("198.18.128.0/24"), netip.MustParsePrefix("198.18.129.0/24"),
+			netip.MustParsePrefix("198.18.128.0/23"), netip.MustParsePrefix("2001:db8:80::/64")},
+		ranges: []model.PeerElem{
+			block(0, "198.18.0.0", "198.18.0.255"), block(0, "198.18.1.0", "198.18.1.255"), // adjacent
+			block(0, "198.18.10.0", "198.18.19.255"), block(0, "2001:db8:1::", "2001:db8:1::ffff"),
+			block(0, "198.18.30.9", "198.18.30.1"), // empty
+		},
+	}
+	for i := range 12 {
+		u.addrs = append(u.addrs, netip.AddrFrom4([4]byte{198, 18, 128, byte(i + 1)}))
+	}
+	return u
+}
+
+func (u universe) rules(r *rand.Rand) []model.Rule {
+	var out []model.Rule
+	for range r.IntN(4) {
+		p := model.AnyPeer
+		if r.IntN(4) > 0 {
+			p = u.peers[r.IntN(len(u.peers))]
+		}
+		out = append(out, model.Rule{Peer: p, Ports: u.ports[r.IntN(len(u.ports))]})
+	}
+	return out
+}
+
+func (u universe) elem(r *rand.Rand) model.PeerElem {
+	p := u.peers[r.IntN(len(u.peers))]
+	if r.IntN(4) == 0 {
+		e := u.ranges[r.IntN(len(u.ranges))]
+		e.Peer = p
+		return e
+	}
+	a := u.addrs[r.IntN(len(u.addrs))]
+	return model.PeerElem{Peer: p, From: a, To: a}
+}
+
+// datapath draws a Datapath.
+func (u universe) datapath(r *rand.Rand) *model.Datapath {
 	d := model.NewDatapath()
 	pick := func(n int) bool { return r.IntN(n) == 0 }
-	addrs := []netip.Addr{addr("::ffff:198.18.128.1"), addr("2001:db8:80::5"), addr("2001:db8:80::6")}
-	for i := range 12 {
-		addrs = append(addrs, netip.AddrFrom4([4]byte{198, 18, 128, byte(i + 1)}))
-	}
-	groups := []model.ID{1, 2, 3, 4}
-	idents := []model.ID{10, 11, 12, 13, 14}
-	for _, p := range []string{"198.18.128.0/24", "198.18.129.0/24", "198.18.128.0/23", "2001:db8:80::/64"} {
+	for _, p := range u.cidrs {
 		if pick(2) {
-			d.LocalCIDRs = append(d.LocalCIDRs, netip.MustParsePrefix(p))
+			d.LocalCIDRs = append(d.LocalCIDRs, p)
 		}
 	}
-	for _, a := range addrs {
+	for _, a := range u.addrs {
 		if pick(2) {
 			d.KnownLocal[a] = struct{}{}
 		}
 		if pick(3) {
-			d.IngressGroup[a] = groups[r.IntN(len(groups))]
+			d.IngressGroup[a] = u.groups[r.IntN(len(u.groups))]
 		}
 		if pick(3) {
-			d.EgressGroup[a] = groups[r.IntN(len(groups))]
-		}
-		if pick(2) {
-			d.PodIdent[a] = idents[r.IntN(len(idents))]
+			d.EgressGroup[a] = u.groups[r.IntN(len(u.groups))]
 		}
 	}
-	for i := range 4 {
-		if pick(2) {
-			from := netip.AddrFrom4([4]byte{198, 18, byte(i * 10), 0})
-			to := netip.AddrFrom4([4]byte{198, 18, byte(i*10 + r.IntN(15)), 255})
-			d.Regions = append(d.Regions, model.Region{From: from, To: to, Ident: idents[r.IntN(len(idents))]})
+	for _, g := range u.groups {
+		for _, dir := range directions {
+			if pick(2) {
+				d.Chains[model.GroupKey{Direction: dir, ID: g}] = u.rules(r)
+			}
 		}
 	}
-	ports := []model.PortRange{tcp(80), tcp(443), model.AllTraffic, {ProtoFrom: 17, ProtoTo: 17, PortFrom: 53, PortTo: 53}, {ProtoFrom: 6, ProtoTo: 6, PortFrom: 9, PortTo: 1}}
-	for range 8 {
-		a := model.Allow{Group: groups[r.IntN(len(groups))], Ident: idents[r.IntN(len(idents))], Ports: ports[r.IntN(len(ports))]}
-		if pick(2) {
-			d.IngressAllow[a] = struct{}{}
-		} else {
-			d.EgressAllow[a] = struct{}{}
-		}
-		any := model.AnyAllow{Group: a.Group, Ports: a.Ports}
-		if pick(3) {
-			d.IngressAny[any] = struct{}{}
-		} else if pick(3) {
-			d.EgressAny[any] = struct{}{}
-		}
+	for range 12 {
+		d.PeerElems[u.elem(r)] = struct{}{}
 	}
 	return d
 }
 
-// The delta path (comparing Datapaths) computes what diffing the two
-// encodings does, and the kernel ends up as a fresh table would.
-func TestDeltaMatchesFullDiff(t *testing.T) {
+// change changes d a little, as the compiler would, and returns the Delta.
+func (u universe) change(r *rand.Rand, d *model.Datapath) *model.Delta {
+	delta := model.NewDelta()
+	for range 1 + r.IntN(6) {
+		a := u.addrs[r.IntN(len(u.addrs))]
+		switch r.IntN(9) {
+		case 0:
+			delta.KnownLocal.Put(d.KnownLocal, a)
+		case 1:
+			delta.KnownLocal.Remove(d.KnownLocal, a)
+		case 2:
+			delta.IngressGroup.Put(d.IngressGroup, a, u.groups[r.IntN(len(u.groups))], model.EqID)
+		case 3:
+			delta.EgressGroup.Remove(d.EgressGroup, a)
+		case 4:
+			k := model.GroupKey{Direction: directions[r.IntN(2)], ID: u.groups[r.IntN(len(u.groups))]}
+			delta.Chains.Put(d.Chains, k, u.rules(r), model.EqRules)
+		case 5:
+			delta.Chains.Remove(d.Chains, model.GroupKey{Direction: directions[r.IntN(2)], ID: u.groups[r.IntN(len(u.groups))]})
+		case 6:
+			delta.PeerElems.Put(d.PeerElems, u.elem(r))
+		case 7:
+			delta.PeerElems.Remove(d.PeerElems, u.elem(r))
+		case 8:
+			c := []netip.Prefix{u.cidrs[r.IntN(len(u.cidrs))]}
+			delta.LocalCIDRs, d.LocalCIDRs = &c, c
+		}
+	}
+	return delta
+}
+
+// asRead is what a full read of a table holding s finds.
+func asRead(rs *ruleset, s *state) *content {
+	es, sets, chains := s.content()
+	c := newContent()
+	c.elems, c.sets = es, sets
+	for k, rules := range chains {
+		c.chains[k] = rs.fingerprint(k, rules)
+	}
+	return c
+}
+
+// The partial Apply (a delta between states) plans what a full diff of
+// the two tables does.
+func TestPartialApplyMatchesFullDiff(t *testing.T) {
+	u := newUniverse()
 	r := rand.New(rand.NewPCG(1, 2))
 	rs := newRuleset(logConfig{})
-	for i := range 300 {
-		a, b := randomDatapath(r), randomDatapath(r)
-		ea := encode(a)
-		want := plan(rs, &ea, encode(b), "")
-		got := planDelta(delta(a, b))
+	for i := range 500 {
+		a, b := newState(u.datapath(r)), newState(u.datapath(r))
+		want := plan(rs, asRead(rs, a), b, "")
+		got := a.applyDelta(a.deltaTo(b))
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("draw %d: delta %+v, full diff %+v (chains %v %v, %v %v)", i, got.result(false), want.result(false),
-				got.addChains, got.delChains, want.addChains, want.delChains)
+			t.Fatalf("draw %d:\ndelta     %v %+v\nfull diff %v %+v", i, got, got.result(false), want, want.result(false))
 		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("draw %d: the state after the delta is not the new one", i)
+		}
+	}
+}
 
-		f := NewFake(Config{})
-		if _, err := f.Apply(a); err != nil {
-			t.Fatalf("draw %d: %v", i, err)
+// ApplyDelta over random sequences of changes leaves the table a fresh
+// Apply of the same Datapath makes, and so does Apply.
+func TestApplyDeltaMatchesApply(t *testing.T) {
+	u := newUniverse()
+	r := rand.New(rand.NewPCG(3, 4))
+	var total Result
+	for i := range 100 {
+		d := u.datapath(r)
+		viaDelta := freshFake(t, Config{LogGroup: 1, LogRate: 1}, d)
+		viaApply := freshFake(t, Config{LogGroup: 1, LogRate: 1}, d)
+		for step := range 20 {
+			delta := u.change(r, d)
+			res, err := viaDelta.ApplyDelta(d, delta)
+			if err != nil {
+				t.Fatalf("draw %d, step %d: ApplyDelta: %v", i, step, err)
+			}
+			if res.Full {
+				t.Fatalf("draw %d, step %d: ApplyDelta read the kernel", i, step)
+			}
+			applied, err := viaApply.Apply(d)
+			if err != nil {
+				t.Fatalf("draw %d, step %d: Apply: %v", i, step, err)
+			}
+			if res != applied {
+				t.Fatalf("draw %d, step %d: ApplyDelta %+v, Apply %+v", i, step, res, applied)
+			}
+			total.ElementsAdded += res.ElementsAdded
+			total.ElementsDeleted += res.ElementsDeleted
+			total.ChainsAdded += res.ChainsAdded
+			total.ChainsChanged += res.ChainsChanged
+			total.ChainsDeleted += res.ChainsDeleted
+			total.PeerSetsAdded += res.PeerSetsAdded
+			total.PeerSetsDeleted += res.PeerSetsDeleted
+			fresh := freshFake(t, Config{LogGroup: 1, LogRate: 1}, d)
+			sameTable(t, "ApplyDelta", viaDelta, fresh)
+			sameTable(t, "Apply", viaApply, fresh)
 		}
-		res, err := f.Apply(b)
-		if err != nil {
-			t.Fatalf("draw %d: delta Apply: %v", i, err)
+		// Nothing differs from what a full read finds.
+		viaDelta.Invalidate()
+		if res := mustApply(t, viaDelta, d); res != (Result{Full: true}) {
+			t.Fatalf("draw %d: full Apply after the deltas %+v", i, res)
 		}
-		if res.Full {
-			t.Fatalf("draw %d: the second Apply read the kernel", i)
-		}
-		fresh := NewFake(Config{})
-		if _, err := fresh.Apply(b); err != nil {
-			t.Fatal(err)
-		}
-		if g, w := fmt.Sprint(f.Dump().Sets, f.Dump().Chains), fmt.Sprint(fresh.Dump().Sets, fresh.Dump().Chains); g != w {
-			t.Fatalf("draw %d: after the delta\n%s\nfresh\n%s", i, g, w)
-		}
+	}
+	// The draws exercised every kind of change.
+	t.Logf("over all steps: %+v", total)
+	if total.ElementsAdded == 0 || total.ElementsDeleted == 0 || total.ChainsAdded == 0 || total.ChainsChanged == 0 ||
+		total.ChainsDeleted == 0 || total.PeerSetsAdded == 0 || total.PeerSetsDeleted == 0 {
+		t.Fatalf("some kind of change never happened: %+v", total)
 	}
 }

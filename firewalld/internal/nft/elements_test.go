@@ -15,60 +15,50 @@ import (
 )
 
 func TestElementEncoding(t *testing.T) {
-	// Each field padded to a 4-byte register, as the rules load them
+	// Keys are addresses in network order, as the rules load them
 	// (compare "nft --debug=netlink list set").
 	for _, tc := range []struct {
-		what      string
-		set       string
-		e         elem
-		ok        bool
-		key, end  []byte
-		val       []byte
-		valString string
+		what     string
+		set      string
+		key, end []byte
+		val      string
 	}{
 		{what: "known IPv4", set: "known_local4", key: []byte{198, 18, 128, 2}},
 		{what: "known IPv6", set: "known_local6", key: addr("2001:db8:80::2").AsSlice()},
-		{what: "ingress group", set: "ing_group4", key: []byte{198, 18, 128, 2}, val: []byte{0, 0, 0xa0, 0x01}},
-		{what: "ingress deny", set: "ing_deny4", key: []byte{198, 18, 128, 2}, valString: "deny-in-0000a001"},
-		{what: "egress group", set: "eg_group6", key: addr("2001:db8:80::2").AsSlice(), val: []byte{0, 0, 0xa0, 0x02}},
-		{what: "egress deny", set: "eg_deny6", key: addr("2001:db8:80::2").AsSlice(), valString: "deny-eg-0000a002"},
-		{what: "identity", set: "pod_ident4", key: []byte{198, 18, 140, 7}, val: []byte{0, 0, 0xb0, 0x02}},
-		{what: "region", set: "region_ident4", key: []byte{198, 18, 0, 0}, end: []byte{198, 18, 0, 255}, val: []byte{0, 0, 0xc0, 0x01}},
+		{what: "ingress group", set: "ing_group4", key: []byte{198, 18, 128, 2}, val: "in-0000a001"},
+		{what: "egress group", set: "eg_group6", key: addr("2001:db8:80::2").AsSlice(), val: "out-0000a002"},
+		{what: "a pod of a peer", set: "peer-0000b002-4", key: []byte{198, 18, 140, 7}, end: []byte{198, 18, 140, 7}},
+		{what: "an ipBlock", set: "peer-0000c001-4", key: []byte{198, 18, 0, 0}, end: []byte{198, 18, 0, 255}},
 		{what: "local CIDR", set: "local_cidrs4", key: []byte{198, 18, 128, 0}, end: []byte{198, 18, 128, 255}},
-		{what: "allow", set: "ing_allow",
-			key: []byte{0, 0, 0xa0, 0x01, 0, 0, 0xc0, 0x01, 6, 0, 0, 0, 0x1f, 0x40, 0, 0},
-			end: []byte{0, 0, 0xa0, 0x01, 0, 0, 0xc0, 0x01, 6, 0, 0, 0, 0x23, 0x27, 0, 0}},
-		{what: "any", set: "ing_any",
-			key: []byte{0, 0, 0xa0, 0x01, 17, 0, 0, 0, 0, 53, 0, 0},
-			end: []byte{0, 0, 0xa0, 0x01, 17, 0, 0, 0, 0, 53, 0, 0}},
 	} {
 		d := baseDatapath()
 		d.EgressGroup[addr("2001:db8:80::2")] = groupDB
-		c := encode(d)
-		want := elem{key: string(tc.key), end: string(tc.end), val: string(tc.val) + tc.valString}
-		if _, ok := c.elems[tc.set][want]; !ok {
-			t.Errorf("%s: %s has no element % x / % x / %q; it has %v", tc.what, tc.set, tc.key, tc.end, want.val, c.elems.sorted(tc.set))
+		es, _, _ := newState(d).content()
+		want := elem{key: string(tc.key), end: string(tc.end), val: tc.val}
+		if _, ok := es[tc.set][want]; !ok {
+			t.Errorf("%s: %s has no element % x / % x / %q; it has %v", tc.what, tc.set, tc.key, tc.end, want.val, es.sorted(tc.set))
 		}
-		s, _ := newRuleset(logConfig{}).set(tc.set)
+		s, _ := newRuleset(logConfig{}).setSpec(tc.set)
 		if s.keyLen() != len(tc.key) {
 			t.Errorf("%s: set %s key length %d, the encoding has %d", tc.what, tc.set, s.keyLen(), len(tc.key))
 		}
 	}
 }
 
-// kernelRoundTrip turns the elements of every set into what the kernel
-// stores and back, as a read would get them (the kernel's own order).
+// The elements of every set turned into what the kernel stores and back,
+// as a read would get them (the kernel's own order).
 func TestKernelElementsRoundTrip(t *testing.T) {
 	rs := newRuleset(logConfig{})
 	d := baseDatapath()
-	// A region reaching the last address: no end element.
-	d.Regions = append(d.Regions, model.Region{From: addr("224.0.0.0"), To: addr("255.255.255.255"), Ident: identRest})
-	c := encode(d)
-	for _, s := range rs.sets {
-		es := c.elems.sorted(s.name)
-		kes := s.kernelElems(es, true)
-		if n := s.kernelCount(es); n != len(kes) {
-			t.Errorf("set %s: kernelCount %d, kernelElems %d", s.name, n, len(kes))
+	// A range reaching the last address: no end element.
+	d.PeerElems[block(peerNet, "224.0.0.0", "255.255.255.255")] = struct{}{}
+	es, _, _ := newState(d).content()
+	for set := range es {
+		s, _ := rs.setSpec(set)
+		want := es.sorted(set)
+		kes := s.kernelElems(want, true)
+		if n := s.kernelCount(want); n != len(kes) {
+			t.Errorf("set %s: kernelCount %d, kernelElems %d", set, n, len(kes))
 		}
 		// The kernel hands verdicts back as raw attributes in Val.
 		for i, k := range kes {
@@ -80,20 +70,20 @@ func TestKernelElementsRoundTrip(t *testing.T) {
 		slices.Reverse(kes)
 		back := s.fromKernel(kes)
 		slices.SortFunc(back, compareElems)
-		if !reflect.DeepEqual(back, es) && !(len(back) == 0 && len(es) == 0) {
-			t.Errorf("set %s: round trip\n got %v\nwant %v", s.name, back, es)
+		if !reflect.DeepEqual(back, want) {
+			t.Errorf("set %s: round trip\n got %v\nwant %v", set, back, want)
 		}
 		// Deletes name keys only.
-		for _, k := range s.kernelElems(es, false) {
+		for _, k := range s.kernelElems(want, false) {
 			if k.Val != nil || k.VerdictData != nil {
-				t.Errorf("set %s: a delete carries data: %+v", s.name, k)
+				t.Errorf("set %s: a delete carries data: %+v", set, k)
 			}
 		}
 	}
-	regions, _ := rs.set("region_ident4")
-	kes := regions.kernelElems(c.elems.sorted("region_ident4"), true)
-	if last := kes[len(kes)-1]; last.IntervalEnd || !bytes.Equal(last.Key, []byte{224, 0, 0, 0}) || !bytes.Equal(last.Val, mark(identRest)) {
-		t.Fatalf("last region element %+v, want the start 224.0.0.0 with its identity and no end", last)
+	s, _ := rs.setSpec("peer-0000c001-4")
+	kes := s.kernelElems(es.sorted("peer-0000c001-4"), true)
+	if last := kes[len(kes)-1]; last.IntervalEnd || !bytes.Equal(last.Key, []byte{224, 0, 0, 0}) {
+		t.Fatalf("last element %+v, want the start 224.0.0.0 and no end", last)
 	}
 }
 
@@ -115,18 +105,18 @@ func rawVerdict(t *testing.T, chain string) []byte {
 }
 
 func TestVerdictChain(t *testing.T) {
-	if got := verdictChain(rawVerdict(t, "deny-in-0000a001")); got != "deny-in-0000a001" {
+	if got := verdictChain(rawVerdict(t, "in-0000a001")); got != "in-0000a001" {
 		t.Fatalf("jump decoded as %q", got)
 	}
 	accept, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_VERDICT_CODE, Data: []byte{0, 0, 0, 1}}})
 	for _, b := range [][]byte{accept, {1, 2, 3}, nil} {
-		if got := verdictChain(b); got == "" || parseDenyChainOK(got) {
-			t.Errorf("% x decoded as %q: must be no deny chain", b, got)
+		if got := verdictChain(b); got == "" || groupChainOK(got) {
+			t.Errorf("% x decoded as %q: must be no group chain", b, got)
 		}
 	}
 }
 
-func parseDenyChainOK(s string) bool { _, _, ok := parseDenyChain(s); return ok }
+func groupChainOK(s string) bool { _, ok := parseGroupChain(s); return ok }
 
 func TestCIDRsMerged(t *testing.T) {
 	c := elems{}
@@ -140,21 +130,6 @@ func TestCIDRsMerged(t *testing.T) {
 	}
 }
 
-func TestRender(t *testing.T) {
-	rs := newRuleset(logConfig{})
-	s, _ := rs.set("eg_allow")
-	e := elem{
-		key: string([]byte{0, 0, 0, 1, 0, 0, 0, 2, 6, 0, 0, 0, 0, 80, 0, 0}),
-		end: string([]byte{0, 0, 0, 1, 0, 0, 0, 2, 17, 0, 0, 0, 0, 90, 0, 0}),
-	}
-	if got, want := s.render(e), "0x00000001 . 0x00000002 . tcp-udp . 80-90"; got != want {
-		t.Errorf("render %q, want %q", got, want)
-	}
-	if got := s.render(elem{key: "short"}); got != `"short"` {
-		t.Errorf("a foreign key rendered as %q", got)
-	}
-}
-
 func prefixes(ss ...string) []netip.Prefix {
 	out := make([]netip.Prefix, len(ss))
 	for i, s := range ss {
@@ -163,10 +138,50 @@ func prefixes(ss ...string) []netip.Prefix {
 	return out
 }
 
+func TestRenderElements(t *testing.T) {
+	rs := newRuleset(logConfig{})
+	for _, tc := range []struct {
+		set  string
+		e    elem
+		want string
+	}{
+		{"peer-00000001-4", elem{key: string([]byte{198, 18, 0, 10}), end: string([]byte{198, 18, 0, 20})}, "198.18.0.10-198.18.0.20"},
+		{"peer-00000001-4", elem{key: string([]byte{198, 18, 0, 0}), end: string([]byte{198, 18, 0, 127})}, "198.18.0.0/25"},
+		{"peer-00000001-6", elem{key: string(addr("2001:db8::1").AsSlice()), end: string(addr("2001:db8::1").AsSlice())}, "2001:db8::1"},
+		{"eg_group4", elem{key: string([]byte{198, 18, 128, 2}), val: "out-0000a001"}, "198.18.128.2 : jump out-0000a001"},
+		{"known_local4", elem{key: "short"}, `"short"`}, // not firewalld's encoding
+	} {
+		s, _ := rs.setSpec(tc.set)
+		if got := s.render(tc.e); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.set, got, tc.want)
+		}
+	}
+}
+
+func TestRenderPorts(t *testing.T) {
+	for _, tc := range []struct {
+		ports model.PortRange
+		want  string
+	}{
+		{model.AllTraffic, ""},
+		{tcp(80), "tcp dport 80"},
+		{udp(53), "udp dport 53"},
+		{model.PortRange{ProtoFrom: 132, ProtoTo: 132, PortFrom: 80, PortTo: 90}, "sctp dport 80-90"},
+		{model.PortRange{ProtoFrom: 6, ProtoTo: 6, PortFrom: 0, PortTo: 65535}, "meta l4proto tcp"},
+		{model.PortRange{ProtoFrom: 6, ProtoTo: 17, PortFrom: 0, PortTo: 65535}, "meta l4proto 6-17"},
+		{model.PortRange{ProtoFrom: 0, ProtoTo: 255, PortFrom: 80, PortTo: 80}, "th dport 80"},
+		{model.PortRange{ProtoFrom: 47, ProtoTo: 47, PortFrom: 1, PortTo: 1}, "meta l4proto 47 th dport 1"},
+	} {
+		if got := renderPorts(tc.ports); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.ports, got, tc.want)
+		}
+	}
+}
+
 func TestIntervalReadIgnoresSentinel(t *testing.T) {
 	// nft adds an interval end at address zero to a set it creates; it
 	// is not firewalld's.
-	s, _ := newRuleset(logConfig{}).set("local_cidrs4")
+	s, _ := newRuleset(logConfig{}).setSpec("local_cidrs4")
 	got := s.fromKernel([]nftables.SetElement{
 		{Key: []byte{198, 18, 129, 0}, IntervalEnd: true},
 		{Key: []byte{198, 18, 128, 0}},

@@ -13,35 +13,26 @@ import (
 )
 
 // kernelElems is how the kernel stores es in set s; withData false leaves
-// map values out (a delete names keys only).
+// verdicts out (a delete names keys only).
 func (s setSpec) kernelElems(es []elem, withData bool) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, len(es)*2)
 	for _, e := range es {
-		var val []byte
-		var verdict *expr.Verdict
-		if withData {
-			switch s.data {
-			case markData:
-				val = []byte(e.val)
-			case verdictData:
-				verdict = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.val}
-			}
+		if s.interval {
+			out = append(out, nftutil.IntervalElements([]byte(e.key), []byte(e.end), nil)...)
+			continue
 		}
-		switch s.kind {
-		case hashSet:
-			out = append(out, nftables.SetElement{Key: []byte(e.key), Val: val, VerdictData: verdict})
-		case rangeSet:
-			out = append(out, nftutil.IntervalElements([]byte(e.key), []byte(e.end), val)...)
-		case concatRangeSet:
-			out = append(out, nftables.SetElement{Key: []byte(e.key), KeyEnd: []byte(e.end)})
+		k := nftables.SetElement{Key: []byte(e.key)}
+		if withData && s.verdicts {
+			k.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.val}
 		}
+		out = append(out, k)
 	}
 	return out
 }
 
 // kernelCount is how many kernel elements es take.
 func (s setSpec) kernelCount(es []elem) int {
-	if s.kind != rangeSet {
+	if !s.interval {
 		return len(es)
 	}
 	n := 0
@@ -54,34 +45,18 @@ func (s setSpec) kernelCount(es []elem) int {
 // fromKernel turns the kernel's elements of set s back into firewalld's.
 func (s setSpec) fromKernel(kes []nftables.SetElement) []elem {
 	out := make([]elem, 0, len(kes))
-	switch s.kind {
-	case hashSet:
-		for _, k := range kes {
-			e := elem{key: string(k.Key)}
-			switch s.data {
-			case markData:
-				e.val = string(k.Val)
-			case verdictData:
-				e.val = verdictChain(k.Val)
-			}
-			out = append(out, e)
-		}
-	case rangeSet:
+	if s.interval {
 		for _, r := range nftutil.Intervals(kes) {
-			e := elem{key: string(r.First), end: string(r.Last)}
-			if s.data == markData {
-				e.val = string(r.Start.Val)
-			}
-			out = append(out, e)
+			out = append(out, elem{key: string(r.First), end: string(r.Last)})
 		}
-	case concatRangeSet:
-		for _, k := range kes {
-			end := k.KeyEnd
-			if len(end) == 0 {
-				end = k.Key
-			}
-			out = append(out, elem{key: string(k.Key), end: string(end)})
+		return out
+	}
+	for _, k := range kes {
+		e := elem{key: string(k.Key)}
+		if s.verdicts {
+			e.val = verdictChain(k.Val)
 		}
+		out = append(out, e)
 	}
 	return out
 }

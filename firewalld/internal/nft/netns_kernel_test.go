@@ -4,8 +4,8 @@ package nft
 
 // Helpers of the kernel tests, beside netnstest's network namespaces that
 // the test creates (the host's namespace is never touched) and veth pairs:
-// routes, namespace-local sysctls, Debian's nft for printing a ruleset
-// (debugging only: the package does not need it), and a tiny echo service
+// routes, namespace-local sysctls, Debian's nft (the tests check that it
+// lists the table; the package itself never runs it), and a tiny echo service
 // (TCP and UDP) run in goroutines inside the namespaces.
 
 import (
@@ -51,6 +51,16 @@ func nftCLI(t *testing.T, ns netns.NsHandle, args ...string) (string, error) {
 	cmd := exec.Command("nsenter", append([]string{fmt.Sprintf("--net=/proc/%d/fd/%d", os.Getpid(), int(ns)), "nft"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// nftCLIOptional is nftCLI without the skip: an error when nft is not
+// there.
+func nftCLIOptional(t *testing.T, ns netns.NsHandle, args ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		return "", err
+	}
+	return nftCLI(t, ns, args...)
 }
 
 // sysctl writes a namespace-local sysctl (net.*) of ns.

@@ -1,6 +1,9 @@
 package nft
 
 import (
+	"bytes"
+	"encoding/binary"
+
 	"github.com/google/nftables/expr"
 	"github.com/nodenet/nodenet/firewalld/internal/model"
 	"github.com/nodenet/nodenet/internal/nftutil"
@@ -86,81 +89,59 @@ func pendingRule(f family, source bool) ruleSpec {
 	if source {
 		what = "from"
 	}
-	return ruleSpec{comment: "pending: " + what + " a local address not known yet (" + f.suffix + ")", exprs: e}
+	return ruleSpec{comment: "pending: " + what + " a local address not known yet (" + f.name + ")", exprs: e}
 }
 
-// directionRules are one family's rules of the egress or ingress chain.
-// "own" is the local pod's address (source for egress, destination for
-// ingress), "peer" the other end. A map lookup with a destination register
-// replaces an address by its group or identity; the concatenated lookup
-// then reads group . identity . protocol . port from the registers (each
-// field in a 32-bit register of its own: the kernel zeroes the rest of a
-// register on a 1- or 2-byte load):
+// groupJumpRule sends the packets of an isolated local pod to its group's
+// chain: the source's egress group, or the destination's ingress group.
+// An address in no group (not isolated) matches nothing and goes on:
 //
-//	meta nfproto ipv4 ip saddr map @eg_group4 . ip daddr map @pod_ident4 . meta l4proto . th dport @eg_allow return
-//	meta nfproto ipv4 ip saddr map @eg_group4 . ip daddr map @region_ident4 . meta l4proto . th dport @eg_allow return
-//	meta nfproto ipv4 ip saddr map @eg_group4 . meta l4proto . th dport @eg_any return
-//	meta nfproto ipv4 ip saddr vmap @eg_deny4
+//	meta nfproto ipv4 ip saddr vmap @eg_group4
+func groupJumpRule(f family, dir model.Direction) ruleSpec {
+	e := matchFamily(f)
+	e = append(e,
+		loadAddr(f, dir == model.Egress, 0),
+		&expr.Lookup{SourceRegister: reg32(0), DestRegister: unix.NFT_REG_VERDICT, IsDestRegSet: true, SetName: f.groupMap(dir)},
+	)
+	return ruleSpec{comment: dir.String() + " of isolated pods: their group's chain (" + f.name + ")", exprs: e}
+}
+
+// allowRule is one rule of a group chain: the packet passes (returns to
+// the pods chain) when the other end is in the peer's set of family f
+// (f nil: any address) and the protocol and port are in r's range. The
+// other end is the destination for egress, the source for ingress:
 //
-// A packet whose own address is in no group (not isolated) matches none
-// of them and returns; one of an isolated pod that no allow element
-// matches jumps to its group's deny chain.
-func directionRules(f family, dir model.Direction) []ruleSpec {
-	ownIsSource := dir == model.Egress
-	group, deny, allow, anyPeer := f.egGroup, f.egDeny, setEgressAllow, setEgressAny
-	if dir == model.Ingress {
-		group, deny, allow, anyPeer = f.ingGroup, f.ingDeny, setIngressAllow, setIngressAny
-	}
-	ownGroup := func() []expr.Any {
-		e := matchFamily(f)
-		return append(e,
-			loadAddr(f, ownIsSource, 0),
-			&expr.Lookup{SourceRegister: reg32(0), DestRegister: reg32(0), IsDestRegSet: true, SetName: group},
+//	meta nfproto ipv4 ip daddr @peer-0000b001-4 meta l4proto tcp th dport 80 return
+//
+// Ranges compare as nft writes them (cmp gte, cmp lte); a range that is
+// everything is no match at all.
+func allowRule(f *family, dir model.Direction, r model.Rule) []expr.Any {
+	var e []expr.Any
+	if f != nil {
+		e = append(matchFamily(*f),
+			loadAddr(*f, dir == model.Ingress, 0),
+			&expr.Lookup{SourceRegister: reg32(0), SetName: peerSetName(r.Peer, f.v6)},
 		)
 	}
-	protoPort := func(r uint32) []expr.Any {
-		return []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32(r)},
-			&expr.Payload{DestRegister: reg32(r + 1), Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: portBytes},
-		}
+	p := r.Ports
+	if p.ProtoFrom != 0 || p.ProtoTo != 255 {
+		e = append(e, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32(0)})
+		e = append(e, matchRange(reg32(0), []byte{p.ProtoFrom}, []byte{p.ProtoTo})...)
 	}
-	peerRule := func(identSet, what string) ruleSpec {
-		e := ownGroup()
-		e = append(e,
-			// The peer's address takes registers 1 to 4 (IPv6); the map
-			// lookup leaves its identity in register 1, and protocol and
-			// port overwrite 2 and 3.
-			loadAddr(f, !ownIsSource, 1),
-			&expr.Lookup{SourceRegister: reg32(1), DestRegister: reg32(1), IsDestRegSet: true, SetName: identSet},
-		)
-		e = append(e, protoPort(2)...)
-		e = append(e,
-			&expr.Lookup{SourceRegister: reg32(0), SetName: allow},
-			&expr.Verdict{Kind: expr.VerdictReturn},
-		)
-		return ruleSpec{comment: dir.String() + " allowed: " + what + " (" + f.suffix + ")", exprs: e}
+	if p.PortFrom != 0 || p.PortTo != 65535 {
+		e = append(e, &expr.Payload{DestRegister: reg32(0), Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: portBytes})
+		e = append(e, matchRange(reg32(0), binary.BigEndian.AppendUint16(nil, p.PortFrom), binary.BigEndian.AppendUint16(nil, p.PortTo))...)
 	}
-	anyRule := func() ruleSpec {
-		e := ownGroup()
-		e = append(e, protoPort(1)...)
-		e = append(e,
-			&expr.Lookup{SourceRegister: reg32(0), SetName: anyPeer},
-			&expr.Verdict{Kind: expr.VerdictReturn},
-		)
-		return ruleSpec{comment: dir.String() + " allowed: any peer (" + f.suffix + ")", exprs: e}
+	return append(e, &expr.Verdict{Kind: expr.VerdictReturn})
+}
+
+// matchRange compares register reg with from..to (big endian).
+func matchRange(reg uint32, from, to []byte) []expr.Any {
+	if bytes.Equal(from, to) {
+		return []expr.Any{&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: from}}
 	}
-	denyRule := func() ruleSpec {
-		e := matchFamily(f)
-		e = append(e,
-			loadAddr(f, ownIsSource, 0),
-			&expr.Lookup{SourceRegister: reg32(0), DestRegister: unix.NFT_REG_VERDICT, IsDestRegSet: true, SetName: deny},
-		)
-		return ruleSpec{comment: dir.String() + " denied: to the group's deny chain (" + f.suffix + ")", exprs: e}
-	}
-	return []ruleSpec{
-		peerRule(f.podIdent, "pod identity"),
-		peerRule(f.regionIdent, "region identity"),
-		anyRule(),
-		denyRule(),
+	return []expr.Any{
+		&expr.Cmp{Op: expr.CmpOpGte, Register: reg, Data: from},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: reg, Data: to},
 	}
 }

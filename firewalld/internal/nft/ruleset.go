@@ -15,21 +15,12 @@ import (
 // touches no other.
 const TableName = "nodenet-firewalld"
 
-// Chain names. The deny chains are named by denyChainName.
+// Names of the fixed chains. Group chains are named by groupChainName,
+// peer sets by peerSetName.
 const (
 	chainForward = "forward"
 	chainOutput  = "output"
 	chainPods    = "pods"
-	chainEgress  = "egress"
-	chainIngress = "ingress"
-)
-
-// Set names of the family independent sets.
-const (
-	setIngressAllow = "ing_allow"
-	setEgressAllow  = "eg_allow"
-	setIngressAny   = "ing_any"
-	setEgressAny    = "eg_any"
 )
 
 // defaultLogBurst is the burst the kernel gives a packet limit without one
@@ -43,12 +34,10 @@ type family struct {
 	nfproto                  byte
 	addrLen                  uint32
 	saddrOffset, daddrOffset uint32
-	// Set names.
-	localCIDRs, known     string
-	ingGroup, egGroup     string
-	podIdent, regionIdent string
-	ingDeny, egDeny       string
-	suffix                string
+	// Names of the fixed sets and maps.
+	localCIDRs, known, ingGroup, egGroup string
+	// suffix ends the family's set names ("4", "6"); name is for comments.
+	suffix, name string
 }
 
 func newFamily(v6 bool) family {
@@ -56,21 +45,27 @@ func newFamily(v6 bool) family {
 		return family{
 			v6: true, nfproto: unix.NFPROTO_IPV6, addrLen: 16, saddrOffset: 8, daddrOffset: 24,
 			localCIDRs: "local_cidrs6", known: "known_local6", ingGroup: "ing_group6", egGroup: "eg_group6",
-			podIdent: "pod_ident6", regionIdent: "region_ident6", ingDeny: "ing_deny6", egDeny: "eg_deny6",
-			suffix: "IPv6",
+			suffix: "6", name: "IPv6",
 		}
 	}
 	return family{
 		nfproto: unix.NFPROTO_IPV4, addrLen: 4, saddrOffset: 12, daddrOffset: 16,
 		localCIDRs: "local_cidrs4", known: "known_local4", ingGroup: "ing_group4", egGroup: "eg_group4",
-		podIdent: "pod_ident4", regionIdent: "region_ident4", ingDeny: "ing_deny4", egDeny: "eg_deny4",
-		suffix: "IPv4",
+		suffix: "4", name: "IPv4",
 	}
 }
 
 func families() []family { return []family{newFamily(false), newFamily(true)} }
 
-// chainSpec is one chain of the table: a base chain when hook is set.
+// groupMap is the verdict map of the family's pods isolated in dir.
+func (f family) groupMap(dir model.Direction) string {
+	if dir == model.Egress {
+		return f.egGroup
+	}
+	return f.ingGroup
+}
+
+// chainSpec is one fixed chain of the table: a base chain when hook is set.
 type chainSpec struct {
 	name     string
 	hook     *nftables.ChainHook
@@ -78,20 +73,23 @@ type chainSpec struct {
 	rules    []ruleSpec
 }
 
-// ruleSpec is one rule: its expressions and a comment nft shows.
+// ruleSpec is one rule: its expressions and, for the fixed chains, a
+// comment nft shows.
 type ruleSpec struct {
 	comment string
 	exprs   []expr.Any
 }
 
 func (r ruleSpec) userData() []byte {
+	if r.comment == "" {
+		return nil
+	}
 	return userdata.AppendString(nil, userdata.TypeComment, r.comment)
 }
 
-// ruleset is the static part of the table: set definitions, the fixed
-// chains and their rules, and the rules every deny chain has (they depend
-// on the log settings of Config). Everything that changes at run time is
-// a set element or a deny chain.
+// ruleset is the static part of the table (the fixed sets, the fixed
+// chains and their rules) and how the dynamic part is written: the rules
+// of a group chain depend on Config's log settings.
 type ruleset struct {
 	log    logConfig
 	sets   []setSpec
@@ -128,11 +126,15 @@ func newLogConfig(cfg Config) (logConfig, error) {
 	return logConfig{group: cfg.LogGroup, rate: cfg.LogRate, burst: burst}, nil
 }
 
-func (rs *ruleset) set(name string) (setSpec, bool) {
+// setSpec returns the definition of the fixed set or peer set name.
+func (rs *ruleset) setSpec(name string) (setSpec, bool) {
 	for _, s := range rs.sets {
 		if s.name == name {
 			return s, true
 		}
+	}
+	if _, v6, ok := parsePeerSet(name); ok {
+		return peerSetSpec(name, v6), true
 	}
 	return setSpec{}, false
 }
@@ -151,52 +153,26 @@ func (rs *ruleset) fixedRules() int {
 func newRuleset(log logConfig) *ruleset {
 	rs := &ruleset{log: log}
 	for _, f := range families() {
-		addr := []field{fieldAddr}
 		rs.sets = append(rs.sets,
-			setSpec{name: f.localCIDRs, v6: f.v6, kind: rangeSet, fields: addr,
-				comment: "this node's pod CIDRs"},
-			setSpec{name: f.known, v6: f.v6, kind: hashSet, fields: addr,
-				comment: "local pods firewalld knows"},
-			setSpec{name: f.ingGroup, v6: f.v6, kind: hashSet, fields: addr, data: markData,
-				comment: "local pods isolated for ingress: their target group"},
-			setSpec{name: f.egGroup, v6: f.v6, kind: hashSet, fields: addr, data: markData,
-				comment: "local pods isolated for egress: their target group"},
-			setSpec{name: f.podIdent, v6: f.v6, kind: hashSet, fields: addr, data: markData,
-				comment: "pods (every node's): their identity"},
-			setSpec{name: f.regionIdent, v6: f.v6, kind: rangeSet, fields: addr, data: markData,
-				comment: "address regions of ipBlocks: their identity"},
-			setSpec{name: f.ingDeny, v6: f.v6, kind: hashSet, fields: addr, data: verdictData,
-				comment: "isolated for ingress: the deny chain of their group"},
-			setSpec{name: f.egDeny, v6: f.v6, kind: hashSet, fields: addr, data: verdictData,
-				comment: "isolated for egress: the deny chain of their group"},
+			setSpec{name: f.localCIDRs, v6: f.v6, interval: true, comment: "this node's pod CIDRs"},
+			setSpec{name: f.known, v6: f.v6, comment: "local pods firewalld knows"},
+			setSpec{name: f.ingGroup, v6: f.v6, verdicts: true, comment: "local pods isolated for ingress: their group's chain"},
+			setSpec{name: f.egGroup, v6: f.v6, verdicts: true, comment: "local pods isolated for egress: their group's chain"},
 		)
 	}
-	allow := []field{fieldMark, fieldMark, fieldProto, fieldPort}
-	anyPeer := []field{fieldMark, fieldProto, fieldPort}
-	rs.sets = append(rs.sets,
-		setSpec{name: setIngressAllow, kind: concatRangeSet, fields: allow,
-			comment: "ingress allowed: group . peer identity . protocols . ports"},
-		setSpec{name: setEgressAllow, kind: concatRangeSet, fields: allow,
-			comment: "egress allowed: group . peer identity . protocols . ports"},
-		setSpec{name: setIngressAny, kind: concatRangeSet, fields: anyPeer,
-			comment: "ingress allowed from anywhere: group . protocols . ports"},
-		setSpec{name: setEgressAny, kind: concatRangeSet, fields: anyPeer,
-			comment: "egress allowed to anywhere: group . protocols . ports"},
-	)
-
-	var pods, egress, ingress []ruleSpec
+	var pods []ruleSpec
 	for _, f := range families() {
 		pods = append(pods, pendingRule(f, true), pendingRule(f, false))
 	}
-	pods = append(pods, jumpRule(chainEgress), jumpRule(chainIngress))
-	for _, f := range families() {
-		egress = append(egress, directionRules(f, model.Egress)...)
-		ingress = append(ingress, directionRules(f, model.Ingress)...)
+	// Egress first: a group chain that lets the packet out returns here,
+	// and the destination's ingress group is checked next.
+	for _, dir := range []model.Direction{model.Egress, model.Ingress} {
+		for _, f := range families() {
+			pods = append(pods, groupJumpRule(f, dir))
+		}
 	}
 	// Referenced chains first: a rule can only jump to a chain that exists.
 	rs.chains = []chainSpec{
-		{name: chainEgress, rules: egress},
-		{name: chainIngress, rules: ingress},
 		{name: chainPods, rules: pods},
 		{name: chainForward, hook: nftables.ChainHookForward, priority: *nftables.ChainPriorityFilter,
 			rules: []ruleSpec{establishedRule(), jumpRule(chainPods)}},
@@ -206,59 +182,118 @@ func newRuleset(log logConfig) *ruleset {
 	return rs
 }
 
-// denyChainName is the deny chain of group id in direction dir:
-// deny-in-<id> or deny-eg-<id>, the id as 8 hex digits.
-func denyChainName(dir model.Direction, id model.ID) string {
-	return "deny-" + dirTag(dir) + "-" + id.String()
+func (rs *ruleset) chain(name string) (chainSpec, bool) {
+	for _, c := range rs.chains {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return chainSpec{}, false
 }
 
-func dirTag(dir model.Direction) string {
-	if dir == model.Egress {
-		return "eg"
+// groupChainName is the chain of target group k: in-<id> or out-<id>, the
+// id as 8 hex digits.
+func groupChainName(k model.GroupKey) string {
+	if k.Direction == model.Egress {
+		return "out-" + k.ID.String()
 	}
-	return "in"
+	return "in-" + k.ID.String()
 }
 
-// parseDenyChain is the inverse of denyChainName.
-func parseDenyChain(name string) (model.Direction, model.ID, bool) {
-	const n = len("deny-in-") + 8
-	if len(name) != n || name[:5] != "deny-" || name[7] != '-' {
-		return 0, 0, false
-	}
-	var dir model.Direction
-	switch name[5:7] {
-	case "in":
-		dir = model.Ingress
-	case "eg":
-		dir = model.Egress
+// parseGroupChain is the inverse of groupChainName.
+func parseGroupChain(name string) (model.GroupKey, bool) {
+	var k model.GroupKey
+	var hex string
+	switch {
+	case len(name) == len("in-")+8 && name[:3] == "in-":
+		k.Direction, hex = model.Ingress, name[3:]
+	case len(name) == len("out-")+8 && name[:4] == "out-":
+		k.Direction, hex = model.Egress, name[4:]
 	default:
-		return 0, 0, false
+		return k, false
 	}
-	id, err := strconv.ParseUint(name[8:], 16, 32)
-	if err != nil || denyChainName(dir, model.ID(id)) != name {
-		return 0, 0, false // not in canonical form: not one firewalld wrote
+	id, err := strconv.ParseUint(hex, 16, 32)
+	if err != nil {
+		return k, false
 	}
-	return dir, model.ID(id), true
+	k.ID = model.ID(id)
+	if groupChainName(k) != name {
+		return k, false // not in canonical form: not one firewalld wrote
+	}
+	return k, true
 }
 
-// denyRules are the rules of a deny chain: count, log (when configured,
-// rate limited; the limit ends the rule, so the drop is a rule of its
-// own), drop.
-func (rs *ruleset) denyRules(dir model.Direction, id model.ID) []ruleSpec {
-	what := fmt.Sprintf("%s group %s", dir, id)
-	if !rs.log.enabled() {
-		return []ruleSpec{{comment: "deny " + what, exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}}}
+// peerSetName is the set of peer p's addresses of one family:
+// peer-<id>-4 or peer-<id>-6.
+func peerSetName(p model.ID, v6 bool) string {
+	if v6 {
+		return "peer-" + p.String() + "-6"
 	}
-	prefix := fmt.Sprintf("nodenet deny %s %s ", dirTag(dir), id)
-	return []ruleSpec{
-		{comment: "count and log " + what, exprs: []expr.Any{
-			&expr.Counter{},
+	return "peer-" + p.String() + "-4"
+}
+
+// parsePeerSet is the inverse of peerSetName.
+func parsePeerSet(name string) (model.ID, bool, bool) {
+	if len(name) != len("peer-")+8+2 || name[:5] != "peer-" || name[13] != '-' {
+		return 0, false, false
+	}
+	id, err := strconv.ParseUint(name[5:13], 16, 32)
+	if err != nil {
+		return 0, false, false
+	}
+	v6 := name[14] == '6'
+	if peerSetName(model.ID(id), v6) != name {
+		return 0, false, false
+	}
+	return model.ID(id), v6, true
+}
+
+// logPrefix is what a group chain's log rule prefixes its lines with.
+func logPrefix(k model.GroupKey) string {
+	tag := "in"
+	if k.Direction == model.Egress {
+		tag = "eg"
+	}
+	return "nodenet deny " + tag + " " + k.ID.String() + " "
+}
+
+// groupRules are the rules of group chain k: one per rule of the model
+// and family (a rule without a peer matches any address: one for both),
+// in the model's order, each returning to the pods chain when it matches;
+// then, when configured, a rate limited log; then the counted drop.
+func (rs *ruleset) groupRules(k model.GroupKey, rules []model.Rule) []ruleSpec {
+	out := make([]ruleSpec, 0, rs.groupRuleCount(rules))
+	for _, r := range rules {
+		if r.Peer == model.AnyPeer {
+			out = append(out, ruleSpec{exprs: allowRule(nil, k.Direction, r)})
+			continue
+		}
+		for _, f := range families() {
+			f := f
+			out = append(out, ruleSpec{exprs: allowRule(&f, k.Direction, r)})
+		}
+	}
+	if rs.log.enabled() {
+		out = append(out, ruleSpec{exprs: []expr.Any{
 			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(rs.log.rate), Unit: expr.LimitTimeSecond, Burst: rs.log.burst},
-			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: rs.log.group, Data: []byte(prefix)},
-		}},
-		{comment: "deny " + what, exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: rs.log.group, Data: []byte(logPrefix(k))},
+		}})
 	}
+	return append(out, ruleSpec{exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}})
 }
 
-// denyRuleCount is the number of rules of every deny chain.
-func (rs *ruleset) denyRuleCount() int { return len(rs.denyRules(model.Ingress, 0)) }
+// groupRuleCount is len(rs.groupRules(_, rules)), without encoding them.
+func (rs *ruleset) groupRuleCount(rules []model.Rule) int {
+	n := 1 // the drop
+	if rs.log.enabled() {
+		n++
+	}
+	for _, r := range rules {
+		if r.Peer == model.AnyPeer {
+			n++
+		} else {
+			n += 2
+		}
+	}
+	return n
+}

@@ -11,8 +11,8 @@ package nft
 // Address plan (all in namespaces of this test):
 //
 //	node  n-ext 198.18.0.1/24; n-a, n-b 198.18.129.1/32 (the pods' gateway)
-//	ext   eth0 198.18.0.2/24 (a client outside the pod network, in region
-//	      198.18.0.0/24), 198.18.140.7/32 (a pod of another node)
+//	ext   eth0 198.18.0.2/24 (a client outside the pod network, in the
+//	      ipBlock 198.18.0.0/24), 198.18.140.7/32 (a pod of another node)
 //	      serves TCP 9000
 //	podA  eth0 198.18.128.2/32, serves TCP 8080, 8081 and UDP 5353
 //	podB  eth0 198.18.128.3/32 and 198.18.128.99/32 (an address firewalld
@@ -50,20 +50,25 @@ var (
 	unknown   = addr("198.18.128.99")
 )
 
-// Groups and identities of the traffic test.
+// Groups and peers of the traffic test.
 const (
 	groupA   model.ID = 0x00000a0a
 	groupB   model.ID = 0x00000b0b
-	identA   model.ID = 0x000001aa
-	identB   model.ID = 0x000001bb
-	identPod model.ID = 0x000001cc // the remote pod
-	identExt model.ID = 0x000002ee // region 198.18.0.0/24
+	peerA    model.ID = 0x000001aa // podA
+	peerB    model.ID = 0x000001bb // podB
+	peerPod  model.ID = 0x000001cc // the remote pod
+	peerExt  model.ID = 0x000002ee // ipBlock 198.18.0.0/24
 	portWeb           = 8080
 	portAlt           = 8081
 	portDNS           = 5353
 	portExt           = 9000
 	protoTCP          = model.ProtoTCP
 	protoUDP          = model.ProtoUDP
+)
+
+var (
+	inA  = model.GroupKey{Direction: model.Ingress, ID: groupA}
+	outB = model.GroupKey{Direction: model.Egress, ID: groupB}
 )
 
 type topology struct {
@@ -111,10 +116,15 @@ func baseTraffic() *model.Datapath {
 	d.KnownLocal[podA] = struct{}{}
 	d.KnownLocal[podB] = struct{}{}
 	d.IngressGroup[podA] = groupA
-	d.PodIdent[podA] = identA
-	d.PodIdent[podB] = identB
-	d.PodIdent[remotePod] = identPod
-	d.Regions = []model.Region{{From: addr("198.18.0.0"), To: addr("198.18.0.255"), Ident: identExt}}
+	d.Chains[inA] = []model.Rule{}
+	for _, e := range []model.PeerElem{
+		{Peer: peerA, From: podA, To: podA},
+		{Peer: peerB, From: podB, To: podB},
+		{Peer: peerPod, From: remotePod, To: remotePod},
+		block(peerExt, "198.18.0.0", "198.18.0.255"),
+	} {
+		d.PeerElems[e] = struct{}{}
+	}
 	return d
 }
 
@@ -169,16 +179,16 @@ func expect(t *testing.T, tb *Table, d *model.Datapath, p probe, want model.Verd
 		t.Fatalf("%v: answered %q, want %v", p, answer, want)
 	}
 	after := counters(t, tb)
-	var key GroupKey
+	var key model.GroupKey
 	var b, a Counter
 	switch want {
 	case model.DeniedPending:
 		b, a = before.Pending, after.Pending
 	case model.DeniedIngress:
-		key = GroupKey{model.Ingress, d.IngressGroup[p.dst]}
+		key = model.GroupKey{Direction: model.Ingress, ID: d.IngressGroup[p.dst]}
 		b, a = before.Denied[key], after.Denied[key]
 	case model.DeniedEgress:
-		key = GroupKey{model.Egress, d.EgressGroup[p.src]}
+		key = model.GroupKey{Direction: model.Egress, ID: d.EgressGroup[p.src]}
 		b, a = before.Denied[key], after.Denied[key]
 	}
 	t.Logf("%v: %v counted %d packets", p, want, a.Packets-b.Packets)
@@ -196,16 +206,36 @@ func counters(t *testing.T, tb *Table) Counters {
 	return c
 }
 
+// allow appends a rule to group k's chain.
+func allow(d *model.Datapath, k model.GroupKey, peer model.ID, ports model.PortRange) {
+	d.Chains[k] = append(d.Chains[k], model.Rule{Peer: peer, Ports: ports})
+}
+
 func TestKernelTraffic(t *testing.T) {
 	tp := newTopology(t)
-	tb := New(Config{NetNS: int(tp.node), LogGroup: 9, LogRate: 100})
+	cfg := Config{NetNS: int(tp.node), LogGroup: 9, LogRate: 100}
+	tb := New(cfg)
 	d := baseTraffic()
 	mustApply(t, tb, d)
+	// Changes go through ApplyDelta, with the delta the compiler would
+	// give; every few, through Apply.
+	prev, n := d.Clone(), 0
 	apply := func(t *testing.T) {
 		t.Helper()
-		if _, err := tb.Apply(d); err != nil {
+		n++
+		var err error
+		if n%3 == 0 {
+			_, err = tb.Apply(d)
+		} else {
+			_, err = tb.ApplyDelta(d, modelDelta(prev, d))
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
+		prev = d.Clone()
+	}
+	tcpPorts := func(from, to uint16) model.PortRange {
+		return model.PortRange{ProtoFrom: protoTCP, ProtoTo: protoTCP, PortFrom: from, PortTo: to}
 	}
 
 	t.Run("an isolated pod is unreachable, another is", func(t *testing.T) {
@@ -215,8 +245,8 @@ func TestKernelTraffic(t *testing.T) {
 		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portWeb}, model.DeniedIngress)
 	})
 
-	t.Run("a pod identity lets exactly its port in", func(t *testing.T) {
-		d.IngressAllow[model.Allow{Group: groupA, Ident: identPod, Ports: model.PortRange{ProtoFrom: 6, ProtoTo: 6, PortFrom: portWeb, PortTo: portWeb}}] = struct{}{}
+	t.Run("a peer of pods lets exactly its port in", func(t *testing.T) {
+		allow(d, inA, peerPod, tcp(portWeb))
 		apply(t)
 		expect(t, tb, d, probe{tp.ext, remotePod, podA, protoTCP, portWeb}, model.Allowed)
 		expect(t, tb, d, probe{tp.ext, remotePod, podA, protoTCP, portAlt}, model.DeniedIngress)
@@ -224,35 +254,59 @@ func TestKernelTraffic(t *testing.T) {
 		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portWeb}, model.DeniedIngress)
 	})
 
-	t.Run("a region identity lets a non-pod client in", func(t *testing.T) {
-		d.IngressAllow[model.Allow{Group: groupA, Ident: identExt, Ports: model.PortRange{ProtoFrom: 6, ProtoTo: 6, PortFrom: portAlt, PortTo: portAlt}}] = struct{}{}
+	t.Run("a pod joins the peer: its address gets in", func(t *testing.T) {
+		d.PeerElems[model.PeerElem{Peer: peerPod, From: podB, To: podB}] = struct{}{}
+		apply(t)
+		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portWeb}, model.Allowed)
+		delete(d.PeerElems, model.PeerElem{Peer: peerPod, From: podB, To: podB})
+		apply(t)
+		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portWeb}, model.DeniedIngress)
+	})
+
+	t.Run("an ipBlock lets a non-pod client in", func(t *testing.T) {
+		allow(d, inA, peerExt, tcp(portAlt))
 		apply(t)
 		expect(t, tb, d, probe{tp.ext, client, podA, protoTCP, portAlt}, model.Allowed)
 		expect(t, tb, d, probe{tp.ext, client, podA, protoTCP, portWeb}, model.DeniedIngress)
-		// The remote pod is in no region: its pod identity only.
+		// The remote pod is not in the block.
 		expect(t, tb, d, probe{tp.ext, remotePod, podA, protoTCP, portAlt}, model.DeniedIngress)
 	})
 
 	t.Run("a rule without peers lets everyone in on its port", func(t *testing.T) {
 		expect(t, tb, d, probe{tp.ext, client, podA, protoUDP, portDNS}, model.DeniedIngress)
-		d.IngressAny[model.AnyAllow{Group: groupA, Ports: model.PortRange{ProtoFrom: 17, ProtoTo: 17, PortFrom: portDNS, PortTo: portDNS}}] = struct{}{}
+		allow(d, inA, model.AnyPeer, udp(portDNS))
 		apply(t)
 		expect(t, tb, d, probe{tp.ext, client, podA, protoUDP, portDNS}, model.Allowed)
 		expect(t, tb, d, probe{tp.podB, podB, podA, protoUDP, portDNS}, model.Allowed)
 		expect(t, tb, d, probe{tp.ext, remotePod, podA, protoUDP, portDNS}, model.Allowed)
 	})
 
+	t.Run("port ranges and whole protocols", func(t *testing.T) {
+		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portAlt}, model.DeniedIngress)
+		allow(d, inA, peerB, tcpPorts(portAlt, portAlt+10))
+		apply(t)
+		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portAlt}, model.Allowed)
+		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portWeb}, model.DeniedIngress)
+		d.Chains[inA] = d.Chains[inA][:len(d.Chains[inA])-1]
+		allow(d, inA, peerB, tcpPorts(0, 65535))
+		apply(t)
+		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portWeb}, model.Allowed)
+		d.Chains[inA] = d.Chains[inA][:len(d.Chains[inA])-1]
+		apply(t)
+	})
+
 	t.Run("egress isolation in the forward hook", func(t *testing.T) {
 		expect(t, tb, d, probe{tp.podB, podB, client, protoTCP, portExt}, model.Allowed)
 		d.EgressGroup[podB] = groupB
+		d.Chains[outB] = []model.Rule{}
 		apply(t)
 		expect(t, tb, d, probe{tp.podB, podB, client, protoTCP, portExt}, model.DeniedEgress)
-		d.EgressAllow[model.Allow{Group: groupB, Ident: identExt, Ports: model.PortRange{ProtoFrom: 6, ProtoTo: 6, PortFrom: portExt, PortTo: portExt}}] = struct{}{}
+		allow(d, outB, peerExt, tcp(portExt))
 		apply(t)
 		expect(t, tb, d, probe{tp.podB, podB, client, protoTCP, portExt}, model.Allowed)
 		// Egress of B and ingress of A both apply between them.
 		expect(t, tb, d, probe{tp.podB, podB, podA, protoUDP, portDNS}, model.DeniedEgress)
-		d.EgressAllow[model.Allow{Group: groupB, Ident: identA, Ports: model.AllTraffic}] = struct{}{}
+		allow(d, outB, peerA, model.AllTraffic)
 		apply(t)
 		expect(t, tb, d, probe{tp.podB, podB, podA, protoUDP, portDNS}, model.Allowed)
 		expect(t, tb, d, probe{tp.podB, podB, podA, protoTCP, portWeb}, model.DeniedIngress)
@@ -278,7 +332,7 @@ func TestKernelTraffic(t *testing.T) {
 		}
 	})
 
-	t.Run("an established connection survives the removal of its allow element", func(t *testing.T) {
+	t.Run("an established connection survives the removal of its rule", func(t *testing.T) {
 		s, err := dialTCP(tp.ext, remotePod, netip.AddrPortFrom(podA, portWeb), answerTimeout)
 		if err != nil {
 			t.Fatal(err)
@@ -287,14 +341,16 @@ func TestKernelTraffic(t *testing.T) {
 		if _, err := s.ask(answerTimeout); err != nil {
 			t.Fatal(err)
 		}
-		for a := range d.IngressAllow {
-			if a.Ident == identPod {
-				delete(d.IngressAllow, a)
+		rules := []model.Rule{}
+		for _, r := range d.Chains[inA] {
+			if r.Peer != peerPod {
+				rules = append(rules, r)
 			}
 		}
+		d.Chains[inA] = rules
 		apply(t)
 		if answer, err := s.ask(answerTimeout); err != nil {
-			t.Fatalf("the established connection after the allow element went: %v", err)
+			t.Fatalf("the established connection after its rule went: %v", err)
 		} else {
 			t.Logf("established connection still answered: %q", answer)
 		}
@@ -302,11 +358,15 @@ func TestKernelTraffic(t *testing.T) {
 	})
 
 	t.Run("counters", func(t *testing.T) {
+		// A chain's count starts again when its rules are rewritten:
+		// outB's since its last rule came, inA's since the last went
+		// (and the probe after it was dropped).
 		c := counters(t, tb)
-		for _, k := range []GroupKey{{model.Ingress, groupA}, {model.Egress, groupB}} {
-			if c.Denied[k].Packets == 0 {
-				t.Errorf("%v: nothing counted: %+v", k, c)
-			}
+		if c.Denied[inA].Packets == 0 {
+			t.Errorf("%v: nothing counted: %+v", inA, c)
+		}
+		if _, ok := c.Denied[outB]; !ok {
+			t.Errorf("%v: no counter: %+v", outB, c)
 		}
 		if c.Pending.Packets == 0 {
 			t.Errorf("pending: nothing counted")
@@ -314,7 +374,7 @@ func TestKernelTraffic(t *testing.T) {
 		t.Logf("counters: %+v", c)
 		// A restarted firewalld finds the table as it is and writes
 		// nothing; the counters are the kernel's.
-		if res := mustApply(t, New(Config{NetNS: int(tp.node), LogGroup: 9, LogRate: 100}), d); res != (Result{Full: true}) {
+		if res := mustApply(t, New(cfg), d); res != (Result{Full: true}) {
 			t.Fatalf("restart %+v, want no write", res)
 		}
 	})

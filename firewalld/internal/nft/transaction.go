@@ -1,102 +1,166 @@
 package nft
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
-	"github.com/google/nftables"
+	"github.com/nodenet/nodenet/firewalld/internal/model"
 	"github.com/nodenet/nodenet/internal/nftutil"
 )
 
-// tx is one transaction: either the whole table anew, or changes of
-// elements and deny chains.
+// tx is one transaction: the whole table anew, or changes of its dynamic
+// part (elements, peer sets, group chains and their rules).
 type tx struct {
-	// recreate: delete the table if it exists and create it with all its
-	// content, in the same transaction.
+	// recreate: delete the table if it exists and create it with its
+	// static part, in the same transaction; everything dynamic is then
+	// added.
 	recreate bool
 	reason   string
+	// addSets and delSets are the peer sets to create and delete, sorted.
+	addSets, delSets []string
+	// addChains and delChains are the group chains to create (empty) and
+	// delete (with their rules), sorted.
+	addChains, delChains []model.GroupKey
+	// rules are the group chains whose rules are written (after a flush
+	// when the chain exists), sorted.
+	rules []chainRules
 	// add and del are the elements to add and delete, per set, sorted.
 	add, del map[string][]elem
-	// addChains and delChains are the deny chains to create and delete,
-	// sorted.
-	addChains, delChains []string
+}
+
+// chainRules are the rules written to a group chain; flush: the chain
+// exists and is emptied first.
+type chainRules struct {
+	key   model.GroupKey
+	rules []model.Rule
+	flush bool
 }
 
 func newTx() *tx {
 	return &tx{add: map[string][]elem{}, del: map[string][]elem{}}
 }
 
-// plan computes the transaction that turns have into want. have is nil
-// when the table must be created anew (why: reason).
-func plan(rs *ruleset, have *content, want content, reason string) *tx {
+func (t *tx) addElem(set string, e elem) { t.add[set] = append(t.add[set], e) }
+func (t *tx) delElem(set string, e elem) { t.del[set] = append(t.del[set], e) }
+
+func compareKeys(a, b model.GroupKey) int {
+	return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.ID, b.ID))
+}
+
+// sort puts everything in a fixed order: the same change gives the same
+// messages.
+func (t *tx) sort() {
+	slices.Sort(t.addSets)
+	slices.Sort(t.delSets)
+	slices.SortFunc(t.addChains, compareKeys)
+	slices.SortFunc(t.delChains, compareKeys)
+	slices.SortFunc(t.rules, func(a, b chainRules) int { return compareKeys(a.key, b.key) })
+	for _, es := range t.add {
+		slices.SortFunc(es, compareElems)
+	}
+	for _, es := range t.del {
+		slices.SortFunc(es, compareElems)
+	}
+}
+
+// setOrder is the order in which sets' elements are written: the fixed
+// sets as the ruleset has them, then the peer sets by name.
+func (rs *ruleset) setOrder(m map[string][]elem) []string {
+	out := make([]string, 0, len(m))
+	for _, s := range rs.sets {
+		if len(m[s.name]) > 0 {
+			out = append(out, s.name)
+		}
+	}
+	fixed := len(out)
+	for name, es := range m {
+		if _, ok := parsePeerSetName(name); ok && len(es) > 0 {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out[fixed:])
+	return out
+}
+
+func parsePeerSetName(name string) (model.ID, bool) {
+	id, _, ok := parsePeerSet(name)
+	return id, ok
+}
+
+// plan computes the transaction that turns have (what a full read found)
+// into want. have is nil when the table must be created anew (why:
+// reason).
+func plan(rs *ruleset, have *content, want *state, reason string) *tx {
 	t := newTx()
+	wantElems, wantSets, wantChains := want.content()
 	if have == nil {
 		t.recreate, t.reason = true, reason
-		for _, s := range rs.sets {
-			if es := want.elems.sorted(s.name); len(es) > 0 {
-				t.add[s.name] = es
-			}
+		t.addSets = slices.Collect(maps.Keys(wantSets))
+		for k, rules := range wantChains {
+			t.addChains = append(t.addChains, k)
+			t.rules = append(t.rules, chainRules{key: k, rules: rules})
 		}
-		t.addChains = want.sortedChains()
+		for set, es := range wantElems {
+			t.add[set] = sortedElems(es)
+		}
+		t.sort()
 		return t
 	}
-	for _, s := range rs.sets {
-		var add, del []elem
-		for e := range want.elems[s.name] {
-			if _, ok := have.elems[s.name][e]; !ok {
-				add = append(add, e)
+	for name := range wantSets {
+		if _, ok := have.sets[name]; !ok {
+			t.addSets = append(t.addSets, name)
+		}
+	}
+	for name := range have.sets {
+		if _, ok := wantSets[name]; !ok {
+			t.delSets = append(t.delSets, name)
+		}
+	}
+	for k, rules := range wantChains {
+		fp, ok := have.chains[k]
+		switch {
+		case !ok:
+			t.addChains = append(t.addChains, k)
+			t.rules = append(t.rules, chainRules{key: k, rules: rules})
+		case fp != rs.fingerprint(k, rules):
+			t.rules = append(t.rules, chainRules{key: k, rules: rules, flush: true})
+		}
+	}
+	for k := range have.chains {
+		if _, ok := wantChains[k]; !ok {
+			t.delChains = append(t.delChains, k)
+		}
+	}
+	for set, es := range wantElems {
+		for e := range es {
+			if _, ok := have.elems[set][e]; !ok {
+				t.addElem(set, e)
 			}
 		}
-		for e := range have.elems[s.name] {
-			if _, ok := want.elems[s.name][e]; !ok {
-				del = append(del, e)
+	}
+	for set, es := range have.elems {
+		if _, ok := wantSets[set]; !ok {
+			if _, peer := parsePeerSetName(set); peer {
+				continue // the set goes whole
 			}
 		}
-		t.setElems(s.name, add, del)
-	}
-	for c := range want.chains {
-		if _, ok := have.chains[c]; !ok {
-			t.addChains = append(t.addChains, c)
+		for e := range es {
+			if _, ok := wantElems[set][e]; !ok {
+				t.delElem(set, e)
+			}
 		}
 	}
-	for c := range have.chains {
-		if _, ok := want.chains[c]; !ok {
-			t.delChains = append(t.delChains, c)
-		}
-	}
-	slices.Sort(t.addChains)
-	slices.Sort(t.delChains)
+	t.sort()
 	return t
-}
-
-// planDelta is the transaction that adds add and deletes del.
-func planDelta(add, del content) *tx {
-	t := newTx()
-	for name := range add.elems {
-		t.setElems(name, add.elems.sorted(name), nil)
-	}
-	for name := range del.elems {
-		t.setElems(name, nil, del.elems.sorted(name))
-	}
-	t.addChains = add.sortedChains()
-	t.delChains = del.sortedChains()
-	return t
-}
-
-func (t *tx) setElems(set string, add, del []elem) {
-	if len(add) > 0 {
-		slices.SortFunc(add, compareElems)
-		t.add[set] = add
-	}
-	if len(del) > 0 {
-		slices.SortFunc(del, compareElems)
-		t.del[set] = del
-	}
 }
 
 // empty: nothing to write.
 func (t *tx) empty() bool {
-	return !t.recreate && len(t.add) == 0 && len(t.del) == 0 && len(t.addChains) == 0 && len(t.delChains) == 0
+	return !t.recreate && len(t.add) == 0 && len(t.del) == 0 && len(t.addSets) == 0 && len(t.delSets) == 0 &&
+		len(t.addChains) == 0 && len(t.delChains) == 0 && len(t.rules) == 0
 }
 
 // messages is the number of netlink messages the transaction sends
@@ -107,9 +171,18 @@ func (t *tx) messages(rs *ruleset) int {
 		n += 3 // add, delete, add the table: works whether it exists or not
 		n += len(rs.sets) + len(rs.chains) + rs.fixedRules()
 	}
-	n += len(t.delChains) + len(t.addChains)*(1+rs.denyRuleCount())
-	for _, s := range rs.sets {
-		n += len(s.chunks(t.del[s.name])) + len(s.chunks(t.add[s.name]))
+	n += len(t.addSets) + len(t.delSets) + len(t.addChains) + len(t.delChains)
+	for _, c := range t.rules {
+		if c.flush {
+			n++
+		}
+		n += rs.groupRuleCount(c.rules)
+	}
+	for _, m := range []map[string][]elem{t.del, t.add} {
+		for set, es := range m {
+			s, _ := rs.setSpec(set)
+			n += len(s.chunks(es))
+		}
 	}
 	return n
 }
@@ -117,7 +190,13 @@ func (t *tx) messages(rs *ruleset) int {
 // result counts what the transaction changes.
 func (t *tx) result(full bool) Result {
 	r := Result{Full: full, Recreate: t.recreate, Reason: t.reason,
-		ChainsAdded: len(t.addChains), ChainsDeleted: len(t.delChains)}
+		ChainsAdded: len(t.addChains), ChainsDeleted: len(t.delChains),
+		PeerSetsAdded: len(t.addSets), PeerSetsDeleted: len(t.delSets)}
+	for _, c := range t.rules {
+		if c.flush {
+			r.ChainsChanged++
+		}
+	}
 	for _, es := range t.add {
 		r.ElementsAdded += len(es)
 	}
@@ -130,82 +209,92 @@ func (t *tx) result(full bool) Result {
 // kernelBytes estimates the size of the batch, for the socket buffer.
 func (t *tx) kernelBytes(rs *ruleset) int {
 	n := 4096 * t.messages(rs)
-	for _, s := range rs.sets {
-		per := nftutil.ElemBytes(s.keyLen(), s.dataLen())
-		n += per * (s.kernelCount(t.add[s.name]) + s.kernelCount(t.del[s.name]))
+	for _, m := range []map[string][]elem{t.del, t.add} {
+		for set, es := range m {
+			s, _ := rs.setSpec(set)
+			n += nftutil.ElemBytes(s.keyLen(), s.dataLen()) * s.kernelCount(es)
+		}
 	}
 	return n
 }
 
-// write queues the transaction on c (google/nftables buffers everything
-// until Flush: one Flush is one kernel transaction). The order is the one
-// references need: elements that jump to a deny chain go before the chain
-// does, and come after it is created.
-func (t *tx) write(c *nftables.Conn, rs *ruleset) error {
-	tbl := table()
-	sets := make(map[string]*nftables.Set, len(rs.sets))
-	for i, s := range rs.sets {
-		sets[s.name] = s.nftSet(tbl, uint32(i+1))
-	}
+// sink is where a transaction goes: the kernel's batch or the fake's
+// memory. replay calls it in the transaction's order.
+type sink interface {
+	// recreate: the table anew with its static part (the fixed sets,
+	// chains and rules).
+	recreate() error
+	addSet(name string) error
+	addChain(k model.GroupKey) error
+	flushChain(k model.GroupKey) error
+	addRules(k model.GroupKey, rules []model.Rule) error
+	delElems(set string, es []elem) error
+	addElems(set string, es []elem) error
+	delChain(k model.GroupKey) error
+	delSet(name string) error
+}
+
+// replay sends t to w in the order references need: sets and chains exist
+// before rules name them and elements jump to them; a chain's rules are
+// replaced in one step (flushed and added again, atomic with the rest);
+// elements that jump to a chain and rules that name a set are gone before
+// the chain or set goes.
+func (t *tx) replay(rs *ruleset, w sink) error {
 	if t.recreate {
-		// Adding first makes the delete succeed when the table is absent;
-		// the delete drops whatever was there (foreign rules, old sets,
-		// deny chains of another layout).
-		c.AddTable(tbl)
-		c.DelTable(tbl)
-		c.AddTable(tbl)
-		for _, s := range rs.sets {
-			if err := c.AddSet(sets[s.name], nil); err != nil {
-				return fmt.Errorf("set %s: %w", s.name, err)
-			}
-		}
-		accept := nftables.ChainPolicyAccept
-		for _, cs := range rs.chains {
-			ch := &nftables.Chain{Name: cs.name, Table: tbl}
-			if cs.hook != nil {
-				ch.Hooknum = cs.hook
-				ch.Priority = nftables.ChainPriorityRef(cs.priority)
-				ch.Type = nftables.ChainTypeFilter
-				ch.Policy = &accept
-			}
-			addRules(c, c.AddChain(ch), cs.rules)
+		if err := w.recreate(); err != nil {
+			return err
 		}
 	}
-	for _, s := range rs.sets {
-		for _, chunk := range s.chunks(t.del[s.name]) {
-			if err := c.SetDeleteElements(sets[s.name], s.kernelElems(chunk, false)); err != nil {
-				return fmt.Errorf("delete elements of %s: %w", s.name, err)
-			}
+	for _, name := range t.addSets {
+		if err := w.addSet(name); err != nil {
+			return fmt.Errorf("add set %s: %w", name, err)
 		}
 	}
-	// The elements that jumped to these chains are gone now: the kernel
-	// deletes a chain (with its rules) only when nothing refers to it.
-	for _, name := range t.delChains {
-		c.DelChain(&nftables.Chain{Name: name, Table: tbl})
-	}
-	for _, name := range t.addChains {
-		dir, id, ok := parseDenyChain(name)
-		if !ok {
-			return fmt.Errorf("not a deny chain: %q", name)
+	for _, k := range t.addChains {
+		if err := w.addChain(k); err != nil {
+			return fmt.Errorf("add chain %s: %w", groupChainName(k), err)
 		}
-		addRules(c, c.AddChain(&nftables.Chain{Name: name, Table: tbl}), rs.denyRules(dir, id))
 	}
-	for _, s := range rs.sets {
-		for _, chunk := range s.chunks(t.add[s.name]) {
-			if err := c.SetAddElements(sets[s.name], s.kernelElems(chunk, true)); err != nil {
-				return fmt.Errorf("add elements to %s: %w", s.name, err)
+	for _, c := range t.rules {
+		if c.flush {
+			if err := w.flushChain(c.key); err != nil {
+				return fmt.Errorf("flush chain %s: %w", groupChainName(c.key), err)
 			}
+		}
+		if err := w.addRules(c.key, c.rules); err != nil {
+			return fmt.Errorf("add rules to chain %s: %w", groupChainName(c.key), err)
+		}
+	}
+	for _, set := range rs.setOrder(t.del) {
+		if err := w.delElems(set, t.del[set]); err != nil {
+			return fmt.Errorf("delete elements of %s: %w", set, err)
+		}
+	}
+	for _, set := range rs.setOrder(t.add) {
+		if err := w.addElems(set, t.add[set]); err != nil {
+			return fmt.Errorf("add elements to %s: %w", set, err)
+		}
+	}
+	for _, k := range t.delChains {
+		if err := w.delChain(k); err != nil {
+			return fmt.Errorf("delete chain %s: %w", groupChainName(k), err)
+		}
+	}
+	for _, name := range t.delSets {
+		if err := w.delSet(name); err != nil {
+			return fmt.Errorf("delete set %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func addRules(c *nftables.Conn, ch *nftables.Chain, rules []ruleSpec) {
-	for _, r := range rules {
-		c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: r.exprs, UserData: r.userData()})
+// String lists the transaction's steps, for test failures.
+func (t *tx) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "recreate=%v sets +%v -%v chains +%v -%v", t.recreate, t.addSets, t.delSets, t.addChains, t.delChains)
+	for _, c := range t.rules {
+		fmt.Fprintf(&b, " rules(%s flush=%v %v)", groupChainName(c.key), c.flush, c.rules)
 	}
-}
-
-func table() *nftables.Table {
-	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	fmt.Fprintf(&b, " del %d sets, add %d sets", len(t.del), len(t.add))
+	return b.String()
 }
