@@ -322,3 +322,12 @@ func TestDaemonFlagsAreParsedAndValidated(t *testing.T) {
 		t.Fatalf("run --help does not document the daemon flag: %+v", r)
 	}
 }
+
+func TestSpecSyncMinIntervalDefault(t *testing.T) {
+	if got := (Spec{Name: "x"}).defaults(Env{}).SyncMinInterval; got != time.Second {
+		t.Errorf("default --sync-min-interval %v, want the shared 1s", got)
+	}
+	if got := (Spec{Name: "x", SyncMinInterval: 100 * time.Millisecond}).defaults(Env{}).SyncMinInterval; got != 100*time.Millisecond {
+		t.Errorf("a daemon's own default: %v, want 100ms", got)
+	}
+}

@@ -107,7 +107,7 @@ func parse(spec Spec, env Env, cmd string, fs *pflag.FlagSet, args []string) (ok
 }
 
 func runCmd(ctx context.Context, spec Spec, env Env, args []string) int {
-	cfg := config.DefaultCommon(spec.Name, spec.MetricsPort, env.Hostname)
+	cfg := spec.defaults(env)
 	fs := pflag.NewFlagSet(spec.Name+" run", pflag.ContinueOnError)
 	cfg.Flags(fs)
 	if spec.Flags != nil {
@@ -158,7 +158,7 @@ func validate(spec Spec, cfg *config.Common) error {
 }
 
 func statusCmd(ctx context.Context, spec Spec, env Env, args []string) int {
-	cfg := config.DefaultCommon(spec.Name, spec.MetricsPort, env.Hostname)
+	cfg := spec.defaults(env)
 	fs := pflag.NewFlagSet(spec.Name+" status", pflag.ContinueOnError)
 	cfg.RunDirFlag(fs)
 	daemons := fs.StringSlice("daemons", config.Daemons(), "daemons expected on this node (the chart sets the enabled ones)")
@@ -199,7 +199,7 @@ func statusCmd(ctx context.Context, spec Spec, env Env, args []string) int {
 }
 
 func cleanupCmd(ctx context.Context, spec Spec, env Env, args []string) int {
-	cfg := config.DefaultCommon(spec.Name, spec.MetricsPort, env.Hostname)
+	cfg := spec.defaults(env)
 	fs := pflag.NewFlagSet(spec.Name+" cleanup", pflag.ContinueOnError)
 	cfg.Flags(fs)
 	if spec.Flags != nil {
@@ -247,4 +247,13 @@ func versionCmd(spec Spec, env Env, args []string) int {
 		return ExitUsage
 	}
 	return ExitOK
+}
+
+// defaults are the shared configuration's defaults for this daemon.
+func (spec Spec) defaults(env Env) config.Common {
+	cfg := config.DefaultCommon(spec.Name, spec.MetricsPort, env.Hostname)
+	if spec.SyncMinInterval > 0 {
+		cfg.SyncMinInterval = spec.SyncMinInterval
+	}
+	return cfg
 }

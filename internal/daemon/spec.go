@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"time"
 
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/coord"
@@ -21,6 +22,10 @@ type Spec struct {
 	Name string
 	// MetricsPort is the default loopback port of /metrics, /healthz, /livez.
 	MetricsPort int
+	// SyncMinInterval, when set, replaces the default --sync-min-interval:
+	// a daemon whose syncs are cheap and whose latency matters (firewalld:
+	// a new pod waits for it) coalesces changes over less time.
+	SyncMinInterval time.Duration
 	// Flags registers the daemon's own flags for run and cleanup (nil: none);
 	// they are read from NODENET_* variables like the shared ones.
 	Flags func(fs *pflag.FlagSet)

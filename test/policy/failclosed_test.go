@@ -123,15 +123,33 @@ func (f *fixture) source(p Peer) *netns.NetNS {
 
 // waitAnswer probes until dst answers on p, and returns when it first did.
 func (f *fixture) waitAnswer(ctx context.Context, src *netns.NetNS, dst netip.Addr, p Port) (time.Time, error) {
+	// Attempts start every watchInterval, each alone, so the answer's time
+	// is not that of a retransmission (TCP resends a dropped SYN after a
+	// second): the earliest attempt that got through tells when the path
+	// opened, to within watchInterval.
 	ctx, cancel := context.WithTimeout(ctx, convergeTimeout)
 	defer cancel()
-	tick := time.NewTicker(roundInterval)
+	answered := make(chan time.Time, 1)
+	tick := time.NewTicker(watchInterval)
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		if _, err := dial(ctx, src, dst, p); err == nil {
-			return time.Now(), nil
-		}
+		start := time.Now()
+		wg.Go(func() {
+			actx, acancel := context.WithTimeout(ctx, 4*watchInterval)
+			defer acancel()
+			if _, err := dial(actx, src, dst, p); err == nil {
+				select {
+				case answered <- start:
+				default:
+				}
+			}
+		})
 		select {
+		case t := <-answered:
+			cancel()
+			return t, nil
 		case <-tick.C:
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()

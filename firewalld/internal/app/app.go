@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/nodenet/nodenet/firewalld/internal/controller"
 	"github.com/nodenet/nodenet/firewalld/internal/model"
@@ -25,11 +26,15 @@ import (
 func Spec() daemon.Spec {
 	cfg := controller.DefaultConfig()
 	return daemon.Spec{
-		Name:          "firewalld",
-		MetricsPort:   10282,
-		Flags:         cfg.Flags,
-		Validate:      cfg.Validate,
-		NewController: func(deps daemon.Deps) (daemon.Controller, error) { return newController(deps, cfg) },
+		Name:        "firewalld",
+		MetricsPort: 10282,
+		// A new pod's traffic waits for firewalld to know it (the pending
+		// protection), and a sync after a pod change costs a millisecond:
+		// coalesce over 100 ms, not the shared second.
+		SyncMinInterval: 100 * time.Millisecond,
+		Flags:           cfg.Flags,
+		Validate:        cfg.Validate,
+		NewController:   func(deps daemon.Deps) (daemon.Controller, error) { return newController(deps, cfg) },
 		Cleanup: func(_ context.Context, log *zap.Logger, _ config.Common) error {
 			log.Info("removing firewalld's nftables table")
 			return nft.New(tableConfig(cfg)).Delete()
