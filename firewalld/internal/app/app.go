@@ -15,11 +15,6 @@ import (
 	"github.com/nodenet/nodenet/internal/sysctl"
 	"github.com/nodenet/nodenet/internal/version"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
 )
 
 // Spec is firewalld's daemon.Spec.
@@ -62,7 +57,7 @@ func newController(deps daemon.Deps, cfg *controller.Config) (daemon.Controller,
 			return err
 		}
 	}
-	return controller.New(deps, client, table{nft.New(tableConfig(cfg))}, prepare, eventRecorder(client, deps.Config.NodeName)), nil
+	return controller.New(deps, client, table{nft.New(tableConfig(cfg))}, prepare, kube.EventRecorder(client, "firewalld", deps.Config.NodeName)), nil
 }
 
 // bridgeSettings make packets bridged between pods of this node go through
@@ -74,12 +69,6 @@ func bridgeSettings() []sysctl.Setting {
 		{Name: "net.bridge.bridge-nf-call-iptables", Value: "1", Why: "police IPv4 traffic between pods on the node's bridge (needs the br_netfilter module)"},
 		{Name: "net.bridge.bridge-nf-call-ip6tables", Value: "1", Why: "police IPv6 traffic between pods on the node's bridge (needs the br_netfilter module)"},
 	}
-}
-
-func eventRecorder(client kubernetes.Interface, node string) record.EventRecorder {
-	b := record.NewBroadcaster()
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "firewalld", Host: node})
 }
 
 // table adapts the nftables table to the controller.

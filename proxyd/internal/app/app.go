@@ -25,11 +25,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
 )
 
 // Spec is proxyd's daemon.Spec.
@@ -98,13 +93,7 @@ func newController(deps daemon.Deps, cfg controller.Config) (daemon.Controller, 
 		Masquerade:   masquerade{table, writes},
 		Conntrack:    countingConntrack{&conntrack.Netlink{Handle: handle}, writes},
 		HealthChecks: healthcheck.New(deps.Log, healthcheck.ListenAll, deps.Healthy),
-	}, eventRecorder(client, deps.Config.NodeName)), nil
-}
-
-func eventRecorder(client kubernetes.Interface, node string) controller.EventRecorder {
-	b := record.NewBroadcaster()
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "proxyd", Host: node})
+	}, kube.EventRecorder(client, "proxyd", deps.Config.NodeName)), nil
 }
 
 // kernelSettings are the sysctls proxyd sets: kube-proxy's IPVS ones, and
