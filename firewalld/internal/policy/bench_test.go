@@ -2,10 +2,12 @@ package policy
 
 import (
 	"fmt"
+	"github.com/nodenet/nodenet/firewalld/internal/nft"
 	"net/netip"
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -172,4 +174,44 @@ func BenchmarkRulesPerPacket(b *testing.B) {
 			b.ReportMetric(float64(fixed+longest[1]+longest[2]), "max-rules/packet")
 		})
 	}
+}
+
+// BenchmarkPodChangeApplied: one pod added or removed, compiled by a warm
+// Compiler and written by the nftables layer's ApplyDelta (over its
+// in-memory kernel: the Go side of a sync), at 1k policies × 10k pods
+// with 200 on the node; a third of the changes are pods of this node.
+func BenchmarkPodChangeApplied(b *testing.B) {
+	base := scaleInput(100, 10, 10, 50, 10)
+	cp := NewCompiler()
+	table := nft.NewFake(nft.Config{})
+	if _, err := table.Apply(cp.Compile(base).Datapath); err != nil {
+		b.Fatal(err)
+	}
+	var ds []time.Duration
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		in := base
+		in.Pods = slices.Clone(base.Pods)
+		if i%2 == 0 {
+			p := in.Pods[(i/2)%len(in.Pods)].DeepCopy()
+			p.Name += "-new"
+			if i%3 == 0 {
+				p.Spec.NodeName = in.Node
+			}
+			p.Status.PodIPs = []corev1.PodIP{{IP: netip.AddrFrom4([4]byte{198, 18, 200, byte(i)}).String()}}
+			in.Pods = append(in.Pods, p)
+		}
+		i++
+		b.StartTimer()
+		start := time.Now()
+		res := cp.Compile(in)
+		if _, err := table.ApplyDelta(res.Datapath, res.Delta); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
 }
