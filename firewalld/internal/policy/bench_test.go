@@ -179,7 +179,10 @@ func BenchmarkRulesPerPacket(b *testing.B) {
 // BenchmarkPodChangeApplied: one pod added or removed, compiled by a warm
 // Compiler and written by the nftables layer's ApplyDelta (over its
 // in-memory kernel: the Go side of a sync), at 1k policies × 10k pods
-// with 200 on the node; a third of the changes are pods of this node.
+// with 200 on the node; a third of the changes are pods of this node. Each
+// added pod is removed again by the next change, so a first pod of an app
+// whose egress policy names every pod (the 10k-address peer set comes and
+// goes with it) is measured many times: the p99.
 func BenchmarkPodChangeApplied(b *testing.B) {
 	base := scaleInput(100, 10, 10, 50, 10)
 	cp := NewCompiler()
