@@ -80,6 +80,8 @@ type Controller struct {
 	writes  uint64 // netlink messages written to the table by this incarnation
 	last    policy.Stats
 	tableOK bool
+	// prepared: the kernel settings took (they are retried until they do).
+	prepared bool
 }
 
 var _ daemon.Controller = (*Controller)(nil)
@@ -139,12 +141,18 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 	defer c.syncMu.Unlock()
 	res := c.compiler.Compile(in)
 	c.problems.Report(res.Problems, c.lookup)
-	if full || !c.tableOK {
-		if c.prepare != nil {
-			if err := c.prepare(); err != nil {
-				return fmt.Errorf("kernel settings: %w", err)
-			}
+	// The kernel settings (bridge netfilter) are set on full syncs and
+	// until they succeed. Their failure does not stop the table from
+	// being applied: the policies are enforced wherever they can be, and
+	// the sync still fails (unhealthy) until the settings take.
+	var prepErr error
+	if c.prepare != nil && (full || !c.tableOK || !c.prepared) {
+		if err := c.prepare(); err != nil {
+			prepErr = fmt.Errorf("kernel settings: %w", err)
 		}
+		c.prepared = prepErr == nil
+	}
+	if full || !c.tableOK {
 		c.table.Invalidate()
 	}
 	// Remember which policies own each group before the table changes, so
@@ -166,7 +174,7 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 		// The table the kernel holds stays in force: the transaction is
 		// all or nothing, so a failed sync never opens anything.
 		c.tableOK = false
-		return fmt.Errorf("apply the nftables table: %w", err)
+		return errors.Join(prepErr, fmt.Errorf("apply the nftables table: %w", err))
 	}
 	c.tableOK = true
 	c.applied++
@@ -179,7 +187,7 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 		Rules:             uint32(res.Stats.Rules),
 		AppliedTime:       timestamppb.Now(),
 	})
-	return nil
+	return prepErr
 }
 
 // input reads the informers' caches.

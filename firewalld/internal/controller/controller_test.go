@@ -265,3 +265,34 @@ func TestDropMetricsOnlyGrow(t *testing.T) {
 		t.Fatalf("drops after a counter reset: %v, want 8", got)
 	}
 }
+
+func TestKernelSettingsFailureStillApplies(t *testing.T) {
+	h := newHarness(t, pod("x", "a", "node-0", podA.String(), nil), denyAll("x"))
+	prepErr := errors.New("no br_netfilter")
+	calls := 0
+	h.c.prepare = func() error {
+		calls++
+		return prepErr
+	}
+	err := h.sync(true)
+	if !errors.Is(err, prepErr) {
+		t.Fatalf("sync: %v, want the kernel settings' error", err)
+	}
+	if len(h.table.applied) != 1 {
+		t.Fatal("the table was not applied because the kernel settings failed: policies must be enforced wherever they can")
+	}
+	if v := h.table.last().Judge(world, podA, model.ProtoTCP, 80); v != model.DeniedIngress {
+		t.Errorf("world -> x/a: %v", v)
+	}
+	// A partial sync retries the settings until they take.
+	prepErr = nil
+	if err := h.sync(false); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Errorf("the kernel settings ran %d times, want a retry on the next sync", calls)
+	}
+	if err := h.sync(false); err != nil || calls != 2 {
+		t.Errorf("the settings ran again after they took: %d calls, %v", calls, err)
+	}
+}
