@@ -75,12 +75,17 @@ func TestKernelLogDrops(t *testing.T) {
 		// emptied at once and then refilled while packets keep coming,
 		// so the first second logs more than a burst but at most
 		// rate+burst. (All 100 at once would log one burst.)
+		// A ticker paces the packets (nothing is waited for).
+		pace := time.NewTicker(900 * time.Millisecond / hammer)
+		defer pace.Stop()
 		start := time.Now()
 		for i := range hammer {
 			if _, err := c.Write([]byte("flood\n")); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Until(start.Add(time.Duration(i+1) * 900 * time.Millisecond / hammer)))
+			if i < hammer-1 {
+				<-pace.C
+			}
 		}
 		sent := time.Since(start)
 		logged := 0
