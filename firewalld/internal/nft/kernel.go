@@ -13,6 +13,7 @@ import (
 // Table is firewalld's table in the kernel, over google/nftables.
 type Table struct {
 	a applier
+	k *kernel
 }
 
 var _ Interface = (*Table)(nil)
@@ -21,8 +22,13 @@ var _ Interface = (*Table)(nil)
 // before the first Apply; a Config that cannot be written (a log group
 // without a rate) makes every Apply fail.
 func New(cfg Config) *Table {
-	return &Table{a: newApplier(cfg, &kernel{netns: cfg.NetNS})}
+	k := &kernel{netns: cfg.NetNS}
+	return &Table{a: newApplier(cfg, k), k: k}
 }
+
+// Close closes the socket the table is written through (the table stays
+// in the kernel); a later Apply opens another.
+func (t *Table) Close() error { return t.k.close() }
 
 // Apply is part of Interface.
 func (t *Table) Apply(d *model.Datapath) (Result, error) { return t.a.apply(d) }
@@ -46,6 +52,8 @@ type kernel struct {
 	netns int
 	// testDial replaces the kernel in unit tests (nltest).
 	testDial nltest.Func
+	// w is the socket of the transactions (made on first use).
+	w *nftutil.Writer
 }
 
 // conn returns a connection to the kernel: for a transaction of the given
@@ -113,15 +121,27 @@ func (k *kernel) read(rs *ruleset) (*content, string, error) {
 	return have, "", nil
 }
 
-func (k *kernel) commit(rs *ruleset, t *tx) error {
-	c, err := k.conn(t.kernelBytes(rs), t.messages(rs)+2, false) // and the batch begin and end
+func (k *kernel) commit(rs *ruleset, t *tx) (err error) {
+	if k.w == nil {
+		k.w = nftutil.NewWriter(nftutil.ConnConfig{NetNS: k.netns, TestDial: k.testDial})
+	}
+	c, err := k.w.Conn(t.kernelBytes(rs), t.messages(rs)+2) // and the batch begin and end
 	if err != nil {
 		return err
 	}
+	defer func() { k.w.Done(err) }()
 	if err := t.replay(rs, newBatch(c, rs)); err != nil {
 		return err
 	}
 	return c.Flush()
+}
+
+// close closes the socket of the transactions.
+func (k *kernel) close() error {
+	if k.w == nil {
+		return nil
+	}
+	return k.w.Close()
 }
 
 func (k *kernel) delete() error {

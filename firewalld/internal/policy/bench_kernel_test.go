@@ -54,3 +54,17 @@ func BenchmarkFullSyncKernel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChangeKernel: BenchmarkPodChangeApplied's changes, each
+// compiled by a warm Compiler and written into the real kernel (a
+// namespace's nftables holding the 1k policies × 10k pods table).
+func BenchmarkChangeKernel(b *testing.B) {
+	netnstest.RequireRoot(b, "programs nftables in a network namespace of its own")
+	for _, c := range appliedChanges {
+		b.Run(c.name, func(b *testing.B) {
+			t := nft.New(nft.Config{NetNS: int(netnstest.New(b))})
+			defer func() { _ = t.Close() }()
+			benchApplied(b, c, t, 200)
+		})
+	}
+}

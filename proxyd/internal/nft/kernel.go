@@ -18,6 +18,7 @@ type Config struct {
 // Table is proxyd's table in the kernel, over google/nftables.
 type Table struct {
 	a applier
+	k *kernel
 }
 
 var _ Interface = (*Table)(nil)
@@ -25,8 +26,13 @@ var _ Interface = (*Table)(nil)
 // New returns the table of cfg's namespace. Nothing is read or written
 // before the first Apply.
 func New(cfg Config) *Table {
-	return &Table{a: newApplier(&kernel{netns: cfg.NetNS})}
+	k := &kernel{netns: cfg.NetNS}
+	return &Table{a: newApplier(k), k: k}
 }
+
+// Close closes the socket the table is written through (the table stays
+// in the kernel); a later Apply opens another.
+func (t *Table) Close() error { return t.k.close() }
 
 // Apply is part of Interface.
 func (t *Table) Apply(d Desired) (Result, error) { return t.a.apply(d) }
@@ -42,6 +48,8 @@ type kernel struct {
 	netns int
 	// testDial replaces the kernel in unit tests (nltest).
 	testDial nltest.Func
+	// w is the socket of the transactions (made on first use).
+	w *nftutil.Writer
 }
 
 // conn returns a connection whose socket buffers fit a batch of
@@ -107,15 +115,28 @@ func (k *kernel) read(rs *ruleset) (content, string, error) {
 	return have, "", nil
 }
 
-func (k *kernel) commit(rs *ruleset, t *tx) error {
-	c, err := k.conn(t.kernelBytes(rs))
+func (k *kernel) commit(rs *ruleset, t *tx) (err error) {
+	if k.w == nil {
+		k.w = nftutil.NewWriter(nftutil.ConnConfig{NetNS: k.netns, TestDial: k.testDial})
+	}
+	// The acknowledgements fit the Writer's smallest receive buffer.
+	c, err := k.w.Conn(t.kernelBytes(rs), 0)
 	if err != nil {
 		return err
 	}
+	defer func() { k.w.Done(err) }()
 	if err := t.write(c, rs); err != nil {
 		return err
 	}
 	return c.Flush()
+}
+
+// close closes the socket of the transactions.
+func (k *kernel) close() error {
+	if k.w == nil {
+		return nil
+	}
+	return k.w.Close()
 }
 
 func (k *kernel) delete() error {
