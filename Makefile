@@ -44,7 +44,7 @@ vm-assets: ## Fetch Debian's kernel and build the VM's initramfs (once; cached o
 .PHONY: test-kernel
 # test/policy runs firewalld against a real control plane (built once, cached).
 test-kernel: cni-plugins controlplane ## Root tests on the host kernel, in throwaway network namespaces.
-	$(GOTEST) -tags kernel -count=1 ./test/netns/... ./proxyd/... ./firewalld/... ./test/policy/...
+	$(GOTEST) -tags kernel -count=1 ./test/netns/... ./proxyd/... ./firewalld/... ./routerd/... ./test/policy/...
 
 .PHONY: vmexec
 vmexec: ## Build the VM runner used as `go test -exec`.
@@ -53,7 +53,7 @@ vmexec: ## Build the VM runner used as `go test -exec`.
 .PHONY: test-vm
 # The netns topology runs here too: Debian's kernel has SCTP, the host's not.
 test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP, inside a VM booting Debian's kernel.
-	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/... ./firewalld/...
+	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/... ./firewalld/... ./routerd/...
 
 .PHONY: bench
 bench: vm-assets vmexec ## Benchmarks at cluster scale: numbers are printed, never asserted (kernel parts need root).
