@@ -107,11 +107,15 @@ func New(spec Spec, cfg config.Common, log *zap.Logger) (*Daemon, error) {
 	d.grpcServer = grpcserver.New(log)
 	healthpb.RegisterHealthServer(d.grpcServer, d.grpcHealth)
 	nodev1.RegisterFactsServiceServer(d.grpcServer, d.publisher)
-	nodev1.RegisterStatusServiceServer(d.grpcServer, &statusapi.Server{
+	status := &statusapi.Server{
 		Daemon: spec.Name, NodeName: cfg.NodeName, Build: version.Get(), Start: clk.Now(),
 		Health: d.tracker, Sync: d.stats, Pending: d.runner.Pending, Counts: d.controller.Counts,
 		Peers: reporters, Facts: d.publisher.Facts,
-	})
+	}
+	if det, ok := d.controller.(StatusDetailer); ok {
+		status.Details = det.StatusDetails
+	}
+	nodev1.RegisterStatusServiceServer(d.grpcServer, status)
 	return d, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"time"
 
+	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/coord"
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,13 @@ type Controller interface {
 	Sync(ctx context.Context, full bool) error
 	// Counts returns object counts for status ("services": 12, ...).
 	Counts() map[string]uint64
+}
+
+// StatusDetailer is a Controller that adds its own part to the status
+// (routerd: its BGP neighbours). It is called from gRPC handlers,
+// concurrently with Sync.
+type StatusDetailer interface {
+	StatusDetails(ctx context.Context, resp *nodev1.GetResponse)
 }
 
 // idle is the controller of a daemon whose logic has not landed: it owns and

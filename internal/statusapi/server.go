@@ -32,10 +32,13 @@ type Server struct {
 	Counts func() map[string]uint64
 	Peers  []PeerReporter
 	Facts  func() coord.Facts
+	// Details adds what only this daemon reports (routerd's BGP
+	// neighbours); nil for nothing.
+	Details func(ctx context.Context, resp *nodev1.GetResponse)
 }
 
 // Get is part of nodev1.StatusServiceServer.
-func (s *Server) Get(context.Context, *nodev1.GetRequest) (*nodev1.GetResponse, error) {
+func (s *Server) Get(ctx context.Context, _ *nodev1.GetRequest) (*nodev1.GetResponse, error) {
 	v := s.Health.Check()
 	resp := &nodev1.GetResponse{
 		Daemon:       s.Daemon,
@@ -58,6 +61,9 @@ func (s *Server) Get(context.Context, *nodev1.GetRequest) (*nodev1.GetResponse, 
 	if s.Facts != nil {
 		f := s.Facts()
 		resp.Incarnation, resp.Generation = f.Incarnation, f.Generation
+	}
+	if s.Details != nil {
+		s.Details(ctx, resp)
 	}
 	return resp, nil
 }

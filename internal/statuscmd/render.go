@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
 )
 
 // WriteJSON writes the reports as one JSON document.
@@ -54,6 +56,45 @@ func WriteTable(w io.Writer, reports []Report, now time.Time) error {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Daemon, r.Health, version, lastSync, took, counts, peers, r.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeBGPPeers(w, reports, now)
+}
+
+// writeBGPPeers writes routerd's BGP neighbours, when a report has any.
+func writeBGPPeers(w io.Writer, reports []Report, now time.Time) error {
+	var peers []*nodev1.BGPPeer
+	for _, r := range reports {
+		peers = append(peers, r.status.GetBgpPeers()...)
+	}
+	if len(peers) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BGP PEER\tADDRESS\tASN\tKIND\tSTATE\tSINCE\tRECEIVED\tACCEPTED\tADVERTISED\tFLAGS")
+	for _, p := range peers {
+		since := "-"
+		if t := p.GetSince(); t != nil && !t.AsTime().IsZero() && t.AsTime().Unix() > 0 {
+			since = now.Sub(t.AsTime()).Round(time.Second).String()
+		}
+		var flags []string
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{p.GetGracefulRestart(), "gr"}, {p.GetEndOfRib(), "eor"}, {p.GetRouteReflectorClient(), "rr-client"}, {p.GetMd5(), "md5"}} {
+			if f.on {
+				flags = append(flags, f.name)
+			}
+		}
+		fl := strings.Join(flags, ",")
+		if fl == "" {
+			fl = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", p.GetName(), p.GetAddress(), p.GetAsn(), p.GetKind(), p.GetState(),
+			since, p.GetReceived(), p.GetAccepted(), p.GetAdvertised(), fl)
 	}
 	return tw.Flush()
 }

@@ -61,3 +61,27 @@ func TestWriteJSON(t *testing.T) {
 		t.Fatal("SERVING not OK")
 	}
 }
+
+func TestWriteTableBGPPeers(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	reports := []Report{{Daemon: "routerd", Reachable: true, Health: "SERVING", status: &nodev1.GetResponse{
+		Build: &nodev1.BuildInfo{Version: "v1"},
+		BgpPeers: []*nodev1.BGPPeer{
+			{Name: "node-1", Address: "198.18.0.11", Asn: 64512, Kind: "node", State: "established", Since: timestamppb.New(now.Add(-time.Minute)),
+				Received: 1, Accepted: 1, Advertised: 1, GracefulRestart: true, EndOfRib: true},
+			{Name: "198.18.9.1", Address: "198.18.9.1", Asn: 65000, Kind: "external", State: "active", Md5: true},
+		},
+	}}}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, reports, now); err != nil {
+		t.Fatal(err)
+	}
+	_, peers, _ := strings.Cut(buf.String(), "\n\n")
+	want := `BGP PEER    ADDRESS      ASN    KIND      STATE        SINCE  RECEIVED  ACCEPTED  ADVERTISED  FLAGS
+node-1      198.18.0.11  64512  node      established  1m0s   1         1         1           gr,eor
+198.18.9.1  198.18.9.1   65000  external  active       -      0         0         0           md5
+`
+	if peers != want {
+		t.Fatalf("peers:\n%s\nwant:\n%s", peers, want)
+	}
+}

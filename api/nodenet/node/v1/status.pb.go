@@ -82,8 +82,10 @@ type GetResponse struct {
 	// peers are the daemons this one watches.
 	Peers []*PeerStatus `protobuf:"bytes,9,rep,name=peers,proto3" json:"peers,omitempty"`
 	// incarnation and generation of the facts this daemon publishes.
-	Incarnation   string `protobuf:"bytes,10,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
-	Generation    uint64 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
+	Incarnation string `protobuf:"bytes,10,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Generation  uint64 `protobuf:"varint,11,opt,name=generation,proto3" json:"generation,omitempty"`
+	// bgp_peers are routerd's BGP neighbours (empty for the other daemons).
+	BgpPeers      []*BGPPeer `protobuf:"bytes,12,rep,name=bgp_peers,json=bgpPeers,proto3" json:"bgp_peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +197,164 @@ func (x *GetResponse) GetGeneration() uint64 {
 	return 0
 }
 
+func (x *GetResponse) GetBgpPeers() []*BGPPeer {
+	if x != nil {
+		return x.BgpPeers
+	}
+	return nil
+}
+
+// BGPPeer is one neighbour of routerd's BGP speaker.
+type BGPPeer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the node's name for a node, the address otherwise.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// address of the neighbour, canonical form.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Asn     uint32 `protobuf:"varint,3,opt,name=asn,proto3" json:"asn,omitempty"`
+	// kind is "node" or "external".
+	Kind string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// state is the session state: idle, connect, active, opensent,
+	// openconfirm or established.
+	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// since is when the session entered its state.
+	Since      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	Received   uint64                 `protobuf:"varint,7,opt,name=received,proto3" json:"received,omitempty"`
+	Accepted   uint64                 `protobuf:"varint,8,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Advertised uint64                 `protobuf:"varint,9,opt,name=advertised,proto3" json:"advertised,omitempty"`
+	// graceful_restart is true when it was negotiated.
+	GracefulRestart bool `protobuf:"varint,10,opt,name=graceful_restart,json=gracefulRestart,proto3" json:"graceful_restart,omitempty"`
+	// end_of_rib is true once the neighbour sent its initial routes.
+	EndOfRib bool `protobuf:"varint,11,opt,name=end_of_rib,json=endOfRib,proto3" json:"end_of_rib,omitempty"`
+	// route_reflector_client is true when this node reflects routes to it.
+	RouteReflectorClient bool `protobuf:"varint,12,opt,name=route_reflector_client,json=routeReflectorClient,proto3" json:"route_reflector_client,omitempty"`
+	// md5 is true when the session is protected by a TCP MD5 password.
+	Md5           bool `protobuf:"varint,13,opt,name=md5,proto3" json:"md5,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BGPPeer) Reset() {
+	*x = BGPPeer{}
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BGPPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BGPPeer) ProtoMessage() {}
+
+func (x *BGPPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BGPPeer.ProtoReflect.Descriptor instead.
+func (*BGPPeer) Descriptor() ([]byte, []int) {
+	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BGPPeer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BGPPeer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *BGPPeer) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *BGPPeer) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *BGPPeer) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *BGPPeer) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetAccepted() uint64 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetAdvertised() uint64 {
+	if x != nil {
+		return x.Advertised
+	}
+	return 0
+}
+
+func (x *BGPPeer) GetGracefulRestart() bool {
+	if x != nil {
+		return x.GracefulRestart
+	}
+	return false
+}
+
+func (x *BGPPeer) GetEndOfRib() bool {
+	if x != nil {
+		return x.EndOfRib
+	}
+	return false
+}
+
+func (x *BGPPeer) GetRouteReflectorClient() bool {
+	if x != nil {
+		return x.RouteReflectorClient
+	}
+	return false
+}
+
+func (x *BGPPeer) GetMd5() bool {
+	if x != nil {
+		return x.Md5
+	}
+	return false
+}
+
 // BuildInfo describes the binary.
 type BuildInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -207,7 +367,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[2]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +379,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[2]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +392,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{2}
+	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -277,7 +437,7 @@ type SyncStatus struct {
 
 func (x *SyncStatus) Reset() {
 	*x = SyncStatus{}
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[3]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +449,7 @@ func (x *SyncStatus) String() string {
 func (*SyncStatus) ProtoMessage() {}
 
 func (x *SyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[3]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +462,7 @@ func (x *SyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatus.ProtoReflect.Descriptor instead.
 func (*SyncStatus) Descriptor() ([]byte, []int) {
-	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{3}
+	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SyncStatus) GetLastSyncTime() *timestamppb.Timestamp {
@@ -376,7 +536,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[4]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +548,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[4]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +561,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{4}
+	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -459,7 +619,7 @@ const file_nodenet_node_v1_status_proto_rawDesc = "" +
 	"\n" +
 	"\x1cnodenet/node/v1/status.proto\x12\x0fnodenet.node.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\f\n" +
 	"\n" +
-	"GetRequest\"\x91\x04\n" +
+	"GetRequest\"\xc8\x04\n" +
 	"\vGetResponse\x12\x16\n" +
 	"\x06daemon\x18\x01 \x01(\tR\x06daemon\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x120\n" +
@@ -475,10 +635,29 @@ const file_nodenet_node_v1_status_proto_rawDesc = "" +
 	" \x01(\tR\vincarnation\x12\x1e\n" +
 	"\n" +
 	"generation\x18\v \x01(\x04R\n" +
-	"generation\x1a9\n" +
+	"generation\x125\n" +
+	"\tbgp_peers\x18\f \x03(\v2\x18.nodenet.node.v1.BGPPeerR\bbgpPeers\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\\\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8e\x03\n" +
+	"\aBGPPeer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
+	"\x03asn\x18\x03 \x01(\rR\x03asn\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x120\n" +
+	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1a\n" +
+	"\breceived\x18\a \x01(\x04R\breceived\x12\x1a\n" +
+	"\baccepted\x18\b \x01(\x04R\baccepted\x12\x1e\n" +
+	"\n" +
+	"advertised\x18\t \x01(\x04R\n" +
+	"advertised\x12)\n" +
+	"\x10graceful_restart\x18\n" +
+	" \x01(\bR\x0fgracefulRestart\x12\x1c\n" +
+	"\n" +
+	"end_of_rib\x18\v \x01(\bR\bendOfRib\x124\n" +
+	"\x16route_reflector_client\x18\f \x01(\bR\x14routeReflectorClient\x12\x10\n" +
+	"\x03md5\x18\r \x01(\bR\x03md5\"\\\n" +
 	"\tBuildInfo\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1d\n" +
@@ -521,34 +700,37 @@ func file_nodenet_node_v1_status_proto_rawDescGZIP() []byte {
 	return file_nodenet_node_v1_status_proto_rawDescData
 }
 
-var file_nodenet_node_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_nodenet_node_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_nodenet_node_v1_status_proto_goTypes = []any{
 	(*GetRequest)(nil),            // 0: nodenet.node.v1.GetRequest
 	(*GetResponse)(nil),           // 1: nodenet.node.v1.GetResponse
-	(*BuildInfo)(nil),             // 2: nodenet.node.v1.BuildInfo
-	(*SyncStatus)(nil),            // 3: nodenet.node.v1.SyncStatus
-	(*PeerStatus)(nil),            // 4: nodenet.node.v1.PeerStatus
-	nil,                           // 5: nodenet.node.v1.GetResponse.CountsEntry
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*BGPPeer)(nil),               // 2: nodenet.node.v1.BGPPeer
+	(*BuildInfo)(nil),             // 3: nodenet.node.v1.BuildInfo
+	(*SyncStatus)(nil),            // 4: nodenet.node.v1.SyncStatus
+	(*PeerStatus)(nil),            // 5: nodenet.node.v1.PeerStatus
+	nil,                           // 6: nodenet.node.v1.GetResponse.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
 }
 var file_nodenet_node_v1_status_proto_depIdxs = []int32{
-	2,  // 0: nodenet.node.v1.GetResponse.build:type_name -> nodenet.node.v1.BuildInfo
-	6,  // 1: nodenet.node.v1.GetResponse.start_time:type_name -> google.protobuf.Timestamp
-	5,  // 2: nodenet.node.v1.GetResponse.counts:type_name -> nodenet.node.v1.GetResponse.CountsEntry
-	3,  // 3: nodenet.node.v1.GetResponse.sync:type_name -> nodenet.node.v1.SyncStatus
-	4,  // 4: nodenet.node.v1.GetResponse.peers:type_name -> nodenet.node.v1.PeerStatus
-	6,  // 5: nodenet.node.v1.SyncStatus.last_sync_time:type_name -> google.protobuf.Timestamp
-	7,  // 6: nodenet.node.v1.SyncStatus.last_sync_duration:type_name -> google.protobuf.Duration
-	6,  // 7: nodenet.node.v1.SyncStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	6,  // 8: nodenet.node.v1.PeerStatus.last_seen:type_name -> google.protobuf.Timestamp
-	0,  // 9: nodenet.node.v1.StatusService.Get:input_type -> nodenet.node.v1.GetRequest
-	1,  // 10: nodenet.node.v1.StatusService.Get:output_type -> nodenet.node.v1.GetResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 0: nodenet.node.v1.GetResponse.build:type_name -> nodenet.node.v1.BuildInfo
+	7,  // 1: nodenet.node.v1.GetResponse.start_time:type_name -> google.protobuf.Timestamp
+	6,  // 2: nodenet.node.v1.GetResponse.counts:type_name -> nodenet.node.v1.GetResponse.CountsEntry
+	4,  // 3: nodenet.node.v1.GetResponse.sync:type_name -> nodenet.node.v1.SyncStatus
+	5,  // 4: nodenet.node.v1.GetResponse.peers:type_name -> nodenet.node.v1.PeerStatus
+	2,  // 5: nodenet.node.v1.GetResponse.bgp_peers:type_name -> nodenet.node.v1.BGPPeer
+	7,  // 6: nodenet.node.v1.BGPPeer.since:type_name -> google.protobuf.Timestamp
+	7,  // 7: nodenet.node.v1.SyncStatus.last_sync_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: nodenet.node.v1.SyncStatus.last_sync_duration:type_name -> google.protobuf.Duration
+	7,  // 9: nodenet.node.v1.SyncStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	7,  // 10: nodenet.node.v1.PeerStatus.last_seen:type_name -> google.protobuf.Timestamp
+	0,  // 11: nodenet.node.v1.StatusService.Get:input_type -> nodenet.node.v1.GetRequest
+	1,  // 12: nodenet.node.v1.StatusService.Get:output_type -> nodenet.node.v1.GetResponse
+	12, // [12:13] is the sub-list for method output_type
+	11, // [11:12] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_nodenet_node_v1_status_proto_init() }
@@ -562,7 +744,7 @@ func file_nodenet_node_v1_status_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nodenet_node_v1_status_proto_rawDesc), len(file_nodenet_node_v1_status_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
