@@ -181,8 +181,20 @@ func checkRBAC(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane)
 			_, err := c.CoreV1().Nodes().Patch(ctx, "node-1", types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 			return err
 		}},
-		{controlplane.Routerd, "list services", false, func(c kubernetes.Interface) error {
+		{controlplane.Routerd, "list services", true, func(c kubernetes.Interface) error {
 			_, err := c.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Routerd, "list secrets of its namespace", true, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Secrets(controlplane.DaemonNamespace).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Routerd, "list secrets of all namespaces", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Routerd, "update services", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Services("default").Update(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default"}}, metav1.UpdateOptions{})
 			return err
 		}},
 		{controlplane.Firewalld, "list networkpolicies", true, func(c kubernetes.Interface) error {

@@ -12,8 +12,9 @@ import (
 	"os"
 
 	"github.com/nodenet/nodenet/internal/daemon"
+	"github.com/nodenet/nodenet/routerd/internal/app"
 )
 
 func main() {
-	os.Exit(daemon.Main(daemon.Spec{Name: "routerd", MetricsPort: 10280}, daemon.OSEnv()))
+	os.Exit(daemon.Main(app.Spec(), daemon.OSEnv()))
 }
