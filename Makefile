@@ -58,7 +58,7 @@ test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP
 .PHONY: bench
 bench: vm-assets vmexec ## Benchmarks at cluster scale: numbers are printed, never asserted (kernel parts need root).
 	$(GOTEST) -run '^$$' -bench . -benchtime 3x ./proxyd/internal/controller/ ./proxyd/internal/nft/ ./firewalld/internal/nft/ ./firewalld/internal/policy/ ./firewalld/internal/controller/
-	$(GOTEST) -tags kernel -run '^$$' -bench . -benchtime 1x ./proxyd/internal/vip/ ./proxyd/internal/nft/ ./firewalld/internal/nft/ ./firewalld/internal/policy/
+	$(GOTEST) -tags kernel -run '^$$' -bench . -benchtime 1x ./proxyd/internal/vip/ ./proxyd/internal/nft/ ./firewalld/internal/nft/ ./firewalld/internal/policy/ ./routerd/internal/routes/
 	$(GOTEST) -tags vm -exec $(BIN)/vmexec -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxyd/internal/ipvs/
 
 .PHONY: e2e
