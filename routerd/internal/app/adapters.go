@@ -147,7 +147,9 @@ func (p *podNetwork) LinkMTU(ip netip.Addr) (int, error) {
 	return 0, fmt.Errorf("no link has address %s", ip)
 }
 
-func (p *podNetwork) CNIPodCIDRs() ([]netip.Prefix, error) { return podnet.PodCIDRsFromCNI(p.cfg.CNIConfDir) }
+func (p *podNetwork) CNIPodCIDRs() ([]netip.Prefix, error) {
+	return podnet.PodCIDRsFromCNI(p.cfg.CNIConfDir)
+}
 
 func (p *podNetwork) WriteCNIConfig(cidrs []netip.Prefix, mtu int) (bool, error) {
 	data, err := podnet.ConfList(podnet.Config{Bridge: p.cfg.Bridge, MTU: mtu, PodCIDRs: cidrs, PortMap: p.cfg.PortMap, IPAMDataDir: p.cfg.IPAMDataDir})
