@@ -44,7 +44,7 @@ vm-assets: ## Fetch Debian's kernel and build the VM's initramfs (once; cached o
 .PHONY: test-kernel
 # test/policy runs firewalld against a real control plane (built once, cached).
 test-kernel: cni-plugins controlplane ## Root tests on the host kernel, in throwaway network namespaces.
-	$(GOTEST) -tags kernel -count=1 ./test/netns/... ./proxyd/... ./firewalld/... ./routerd/... ./test/policy/...
+	$(GOTEST) -tags kernel -count=1 ./test/netns/... ./proxyd/... ./firewalld/... ./routerd/... ./test/policy/... ./test/routing/...
 
 .PHONY: vmexec
 vmexec: ## Build the VM runner used as `go test -exec`.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nodenet/nodenet/test/binaries"
 	"github.com/nodenet/nodenet/test/controlplane"
+	"github.com/nodenet/nodenet/test/daemonproc"
 	"github.com/nodenet/nodenet/test/netns"
 	"github.com/nodenet/nodenet/test/netns/echo"
 )
@@ -57,7 +58,7 @@ type fixture struct {
 	// SCTP cells are skipped, never probed.
 	ports  []Port
 	noSCTP error
-	fw     []*firewalld // by node index
+	fw     []*daemonproc.Daemon // by node index
 	// gate is why the cases needing enforcement are skipped ("" when
 	// firewalld enforces policies).
 	gate string

@@ -2,7 +2,11 @@
 
 package policy
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/nodenet/nodenet/test/daemonproc"
+)
 
 // testEnforcedByEachNode: each node's firewalld polices its own pods, egress
 // at the source and ingress at the destination, and nothing else does. With
@@ -52,21 +56,21 @@ func (f *fixture) withoutFirewalld(t *testing.T, i int, fn func()) {
 	fw := f.fw[i]
 	ctx, cancel := stepContext(t, firewalldStartTimeout)
 	defer cancel()
-	if err := fw.stop(); err != nil {
-		t.Fatalf("%v\n%s", err, fw.logs(logDumpLimit))
+	if err := fw.Stop(); err != nil {
+		t.Fatalf("%v\n%s", err, fw.Logs(daemonproc.LogDumpLimit))
 	}
 	defer func() {
 		ctx, cancel := stepContext(t, firewalldStartTimeout)
 		defer cancel()
-		if err := fw.start(); err != nil {
+		if err := fw.Start(); err != nil {
 			t.Error(err)
 			return
 		}
-		if err := fw.waitReady(ctx); err != nil {
-			t.Errorf("%v\n%s", err, fw.logs(logDumpLimit))
+		if _, err := fw.WaitReady(ctx); err != nil {
+			t.Errorf("%v\n%s", err, fw.Logs(daemonproc.LogDumpLimit))
 		}
 	}()
-	if err := fw.cleanup(ctx); err != nil {
+	if err := fw.Cleanup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	fn()

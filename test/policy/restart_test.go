@@ -4,11 +4,11 @@ package policy
 
 import (
 	"net/netip"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nodenet/nodenet/test/binaries"
+	"github.com/nodenet/nodenet/test/daemonproc"
 	"github.com/nodenet/nodenet/test/netns/echo"
 )
 
@@ -29,17 +29,17 @@ func (f *fixture) testRestartFailClosed(t *testing.T) {
 		"the world all along while node0's firewalld is killed, restarted, and upgraded to another build with " +
 		"another table layout; connections to tcp/81 opened before must keep working")
 	fw := f.fw[0]
-	origBin, origArgs := fw.bin, fw.args
+	origBin, origArgs := fw.Binary()
 	t.Cleanup(func() {
 		// Back to the suite's build for the cases after this one.
-		if fw.bin != origBin || len(fw.args) != len(origArgs) {
-			_ = fw.stop()
-			fw.bin, fw.args = origBin, origArgs
+		if bin, args := fw.Binary(); bin != origBin || len(args) != len(origArgs) {
+			_ = fw.Stop()
+			fw.Use(origBin, origArgs)
 			ctx, cancel := stepContext(t, firewalldStartTimeout)
 			defer cancel()
-			if err := fw.start(); err != nil {
+			if err := fw.Start(); err != nil {
 				t.Errorf("restart the suite's firewalld: %v", err)
-			} else if err := fw.waitReady(ctx); err != nil {
+			} else if _, err := fw.WaitReady(ctx); err != nil {
 				t.Errorf("the suite's firewalld: %v", err)
 			}
 		}
@@ -97,26 +97,26 @@ func (f *fixture) testRestartFailClosed(t *testing.T) {
 	}
 	restartWithin := func(what string) {
 		t.Helper()
-		if err := fw.start(); err != nil {
+		if err := fw.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if err := fw.waitReady(ctx); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, fw.logs(logDumpLimit))
+		if _, err := fw.WaitReady(ctx); err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, fw.Logs(daemonproc.LogDumpLimit))
 		}
 	}
 	gap(10)
 
 	// 1. kill -9: the table stays as it is.
-	fw.kill()
+	fw.Kill()
 	gap(25)
 	ask("firewalld killed")
 	// 2. The same build again: it adopts the table and writes nothing.
 	restartWithin("restart after kill -9")
-	st, err := fw.status(ctx)
+	st, err := fw.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := strconv.ParseUint(st.Status.Counts["tableWrites"], 10, 64); n != 0 {
+	if n, _ := st.Status.Count("tableWrites"); n != 0 {
 		t.Errorf("a restart with nothing changed wrote %d messages to the table, want 0", n)
 	}
 	gap(10)
@@ -124,15 +124,15 @@ func (f *fixture) testRestartFailClosed(t *testing.T) {
 
 	// 3. Upgrade: SIGTERM, another build with drop logging (every group
 	// chain gets a log rule: the chains are rewritten, atomically).
-	if err := fw.stop(); err != nil {
+	if err := fw.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	gap(25)
-	fw.bin, fw.args = bins["firewalld"], []string{"--log-drops-group=7"}
+	fw.Use(bins["firewalld"], []string{"--peers=", "--log-drops-group=7"})
 	restartWithin("upgrade")
-	if st, err := fw.status(ctx); err != nil {
+	if st, err := fw.Status(ctx); err != nil {
 		t.Fatal(err)
-	} else if n, _ := strconv.ParseUint(st.Status.Counts["tableWrites"], 10, 64); n == 0 {
+	} else if n, _ := st.Status.Count("tableWrites"); n == 0 {
 		t.Error("the upgraded firewalld wrote nothing: the table with the new layout was not made")
 	}
 	gap(int64(probeTimeout/watchInterval) + 10)

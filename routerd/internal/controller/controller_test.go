@@ -157,6 +157,19 @@ func TestSyncProgramsTheNode(t *testing.T) {
 	}
 }
 
+// After a (re)start the speaker gets the node's prefixes before its
+// peers: the first End-of-RIB a peer gets must follow all of them, or the
+// peer withdraws those missing (package bgp, graceful restart).
+func TestAdvertisementsBeforePeers(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sync()
+	h.sync()
+	want := []string{"Start", "SetAdvertisements", "SetPeers", "SetAdvertisements", "SetPeers"}
+	if !slices.Equal(h.speaker.calls, want) {
+		t.Errorf("speaker calls %q, want %q", h.speaker.calls, want)
+	}
+}
+
 func TestCNIConfigWaitsForFirewalld(t *testing.T) {
 	var policy *nodev1.PolicyState
 	setup := func(h *harness, _ *Config) {

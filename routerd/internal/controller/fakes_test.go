@@ -16,20 +16,25 @@ type fakeSpeaker struct {
 	paths   []model.Path
 	states  []model.PeerState
 	changes chan struct{}
+	// calls are the configuration calls in order.
+	calls []string
 }
 
 func newFakeSpeaker() *fakeSpeaker { return &fakeSpeaker{changes: make(chan struct{}, 1)} }
 
 func (f *fakeSpeaker) Start(_ context.Context, g model.Global) error {
 	f.starts = append(f.starts, g)
+	f.calls = append(f.calls, "Start")
 	return nil
 }
 func (f *fakeSpeaker) SetPeers(_ context.Context, p []model.Peer) error {
 	f.peers = slices.Clone(p)
+	f.calls = append(f.calls, "SetPeers")
 	return nil
 }
 func (f *fakeSpeaker) SetAdvertisements(_ context.Context, a []model.Advertisement, nh netip.Addr) error {
 	f.adverts, f.nextHop = slices.Clone(a), nh
+	f.calls = append(f.calls, "SetAdvertisements")
 	return nil
 }
 func (f *fakeSpeaker) Paths() []model.Path      { return slices.Clone(f.paths) }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -108,15 +109,23 @@ func (c *Controller) syncBGP(ctx context.Context, in input, pn podNet, ps *[]pro
 		// The sync that ends the initial sync at the latest.
 		time.AfterFunc(c.cfg.InitialSyncTimeout, c.deps.Trigger)
 	}
-	if err := c.k.Speaker.SetPeers(ctx, pr.Peers); err != nil {
-		return false, fmt.Errorf("BGP peers: %w", err)
-	}
 	adverts, aps := desired.Advertisements(desired.AdvertInput{PodCIDRs: pn.cidrs,
 		ClusterIPs: c.cfg.AdvertiseClusterIP, ExternalIPs: c.cfg.AdvertiseExternalIP, LoadBalancerIPs: c.cfg.AdvertiseLoadBalancerIP,
 		UseProxyd: in.useProxyd, ProxydVIPs: in.vips, Services: in.services, Slices: in.slices, Node: in.node.Name})
 	*ps = append(*ps, aps...)
+	// The advertisements before the peers: after a restart, the first
+	// End-of-RIB a peer gets must follow every prefix of this node, or the
+	// peer withdraws the ones it did not get again (package bgp, graceful
+	// restart). Each call skips only its own bad input: both always run.
+	var errs []error
 	if err := c.k.Speaker.SetAdvertisements(ctx, adverts, pn.localIP); err != nil {
-		return false, fmt.Errorf("BGP advertisements: %w", err)
+		errs = append(errs, fmt.Errorf("BGP advertisements: %w", err))
+	}
+	if err := c.k.Speaker.SetPeers(ctx, pr.Peers); err != nil {
+		errs = append(errs, fmt.Errorf("BGP peers: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return false, err
 	}
 	states, err := c.k.Speaker.Peers(ctx)
 	if err != nil {
