@@ -11,6 +11,7 @@ packages=(
 	git      # version stamping, buf breaking against history
 	python3  # small checks in hack/verify.sh
 	nftables # the kernel tests check that nft lists firewalld's table (the daemons never run nft)
+	bird2    # routerd's BGP interop tests peer with BIRD (routerd/internal/bgp)
 	# The VM layer (hack/vm-assets.sh): QEMU boots Debian's stock kernel
 	# with an initramfs of busybox; kmod's depmod indexes its modules.
 	qemu-system-x86

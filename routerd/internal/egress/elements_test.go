@@ -118,5 +118,3 @@ func TestKernelElementsRoundTrip(t *testing.T) {
 		t.Error("a 2-byte key read as an IPv4 address")
 	}
 }
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -9,6 +9,7 @@ package egress
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -292,3 +293,5 @@ func familyName(f nftables.TableFamily) string {
 	}
 	return fmt.Sprint(f)
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
