@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -71,7 +72,13 @@ type state struct {
 	booted     bool
 	cniWritten bool
 	waitingFW  bool
-	counts     counts
+	// podNetKey is the pod CIDRs and MTU the bridge and the CNI config
+	// were last made for ("": to be done).
+	podNetKey string
+	// linkMTU is the MTU of the link of linkMTUOf (the node IP).
+	linkMTU   int
+	linkMTUOf netip.Addr
+	counts    counts
 }
 
 type counts struct {
@@ -153,14 +160,14 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	}
 	var ps []problems.Problem
 	defer func() { c.problems.Report(ps, c.lookup) }()
-	pn, err := c.podNetwork(in, &ps)
+	pn, err := c.podNetwork(in, full, &ps)
 	if err != nil {
 		// Nothing is published: the others keep the last pod network
 		// they saw, or fall back to the Node.
 		return err
 	}
 	var errs []error
-	if err := c.syncPodNetwork(pn, in); err != nil {
+	if err := c.syncPodNetwork(pn, in, full); err != nil {
 		errs = append(errs, err)
 	}
 	ready, err := c.syncBGP(ctx, in, pn, &ps)

@@ -314,3 +314,29 @@ func TestStatusListsTheBGPPeers(t *testing.T) {
 		t.Errorf("status peer %v", p)
 	}
 }
+
+// Route syncs come by the thousand when peers send their tables: the
+// bridge and the CNI config are only made again when they change, or on
+// full syncs (which repair drift).
+func TestPodNetworkOnlyWhenItChanges(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sync()
+	h.sync()
+	if h.pn.ensures != 1 || h.pn.writes != 1 {
+		t.Errorf("bridge ensured %d times, CNI config written %d times over two syncs", h.pn.ensures, h.pn.writes)
+	}
+	if err := h.c.Sync(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if h.pn.ensures != 2 || h.pn.writes != 2 {
+		t.Errorf("a full sync did not repair the pod network (%d, %d)", h.pn.ensures, h.pn.writes)
+	}
+	h.pn.mtu = 9000
+	if err := h.c.Sync(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	h.sync()
+	if h.pn.bridgeMTU != 8980 || h.pn.writes != 3 {
+		t.Errorf("after an MTU change: bridge MTU %d, %d writes", h.pn.bridgeMTU, h.pn.writes)
+	}
+}

@@ -79,11 +79,13 @@ type fakePodNet struct {
 	cniWritten []netip.Prefix // nil: no file
 	writes     int
 	removes    int
+	ensures    int
 }
 
 func (f *fakePodNet) BridgeExists() (bool, error) { return f.bridge, nil }
 func (f *fakePodNet) EnsureBridge(cidrs []netip.Prefix, mtu int) (bool, error) {
 	f.bridge, f.gateways, f.bridgeMTU = true, slices.Clone(cidrs), mtu
+	f.ensures++
 	return true, nil
 }
 func (f *fakePodNet) Subnets() ([]netip.Prefix, error) { return f.subnets, nil }

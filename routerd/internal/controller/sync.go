@@ -29,12 +29,15 @@ type podNet struct {
 	underlayMTU, podMTU int
 }
 
-func (c *Controller) podNetwork(in input, ps *[]problems.Problem) (podNet, error) {
+func (c *Controller) podNetwork(in input, full bool, ps *[]problems.Problem) (podNet, error) {
 	pn := podNet{nodeIPs: desired.NodeIPs(in.node)}
-	fromCNI, err := c.k.PodNetwork.CNIPodCIDRs()
-	if err != nil {
-		// A broken file of someone else's is no reason to stop.
-		c.log.Warn("reading the CNI config directory", zap.Error(err))
+	var fromCNI []netip.Prefix
+	var err error
+	if len(in.node.Spec.PodCIDRs) == 0 && in.node.Spec.PodCIDR == "" {
+		if fromCNI, err = c.k.PodNetwork.CNIPodCIDRs(); err != nil {
+			// A broken file of someone else's is no reason to stop.
+			c.log.Warn("reading the CNI config directory", zap.Error(err))
+		}
 	}
 	var cps []problems.Problem
 	pn.cidrs, pn.source, cps, err = desired.LocalPodCIDRs(in.node, fromCNI)
@@ -48,11 +51,17 @@ func (c *Controller) podNetwork(in input, ps *[]problems.Problem) (podNet, error
 	}
 	pn.underlayMTU = c.cfg.MTU
 	if c.cfg.MTU == 0 {
-		mtu, err := c.k.PodNetwork.LinkMTU(pn.localIP)
-		if err != nil {
-			return pn, fmt.Errorf("MTU of the link of %s: %w", pn.localIP, err)
+		// The link's MTU is read again on full syncs only: route syncs
+		// come by the thousand when peers send their tables.
+		st := &c.state
+		if full || st.linkMTUOf != pn.localIP {
+			mtu, err := c.k.PodNetwork.LinkMTU(pn.localIP)
+			if err != nil {
+				return pn, fmt.Errorf("MTU of the link of %s: %w", pn.localIP, err)
+			}
+			st.linkMTU, st.linkMTUOf = mtu, pn.localIP
 		}
-		pn.underlayMTU = mtu
+		pn.underlayMTU = st.linkMTU
 	}
 	pn.podMTU = pn.underlayMTU
 	if desired.TunnelMode(c.cfg.Tunnel) == desired.TunnelIPIP && c.cfg.MTU == 0 {
@@ -65,11 +74,17 @@ func (c *Controller) podNetwork(in input, ps *[]problems.Problem) (podNet, error
 // the node, the config is written only once firewalld has its policies in
 // force: until then the runtime cannot start a pod that no policy protects.
 // After a boot an old config is taken away until then, for the same reason.
-func (c *Controller) syncPodNetwork(pn podNet, in input) error {
+func (c *Controller) syncPodNetwork(pn podNet, in input, full bool) error {
+	st := &c.state
+	key := fmt.Sprint(pn.cidrs, pn.podMTU)
+	if !full && st.cniWritten && st.podNetKey == key {
+		// Written and unchanged: full syncs repair drift.
+		return nil
+	}
+	st.podNetKey = ""
 	if _, err := c.k.PodNetwork.EnsureBridge(pn.cidrs, pn.podMTU); err != nil {
 		return fmt.Errorf("bridge %s: %w", c.cfg.Bridge, err)
 	}
-	st := &c.state
 	if in.waitFW && !in.fwInForce && !st.cniWritten {
 		st.waitingFW = true
 		if st.booted {
@@ -83,7 +98,7 @@ func (c *Controller) syncPodNetwork(pn podNet, in input) error {
 	if _, err := c.k.PodNetwork.WriteCNIConfig(pn.cidrs, pn.podMTU); err != nil {
 		return fmt.Errorf("write the CNI config: %w", err)
 	}
-	st.cniWritten = true
+	st.cniWritten, st.podNetKey = true, key
 	return nil
 }
 
