@@ -53,7 +53,7 @@ vmexec: ## Build the VM runner used as `go test -exec`.
 .PHONY: test-vm
 # The netns topology runs here too: Debian's kernel has SCTP, the host's not.
 test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP, inside a VM booting Debian's kernel.
-	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/... ./firewalld/... ./routerd/...
+	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/... ./firewalld/... ./routerd/internal/routes/
 
 .PHONY: bench
 bench: vm-assets vmexec ## Benchmarks at cluster scale: numbers are printed, never asserted (kernel parts need root).
