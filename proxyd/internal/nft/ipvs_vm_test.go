@@ -68,12 +68,12 @@ func TestVMIPVSMasqueradeHairpinLocal(t *testing.T) {
 	netnstest.Veth(t, netnstest.End{NS: node, Name: "n-be", Addrs: []string{"198.18.1.1/24"}},
 		netnstest.End{NS: be, Name: "eth0", Addrs: []string{"198.18.1.2/24"}})
 	defaultRoute(t, be, "198.18.1.1")
-	serveWho(t, be, ":8080")
+	netnstest.ServeWho(t, be, ":8080")
 	newBridge(t, node, "br0", "198.18.128.1/24")
 	attach(t, node, "br0", "n-a", podA, []string{"198.18.128.2/24"}, "198.18.128.1")
 	attach(t, node, "br0", "n-b", podB, []string{"198.18.128.3/24"}, "198.18.128.1")
-	serveWho(t, podA, ":8080")
-	serveWho(t, podB, ":8080")
+	netnstest.ServeWho(t, podA, ":8080")
+	netnstest.ServeWho(t, podB, ":8080")
 
 	h := netnstest.Handle(t, node)
 	if err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "vip0"}}); err != nil {

@@ -8,9 +8,6 @@ package nft
 // the address they saw the client come from.
 
 import (
-	"bufio"
-	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -89,55 +86,4 @@ func sysctl(t *testing.T, ns netns.NsHandle, name, value string) {
 	if err := netnstest.InNetns(ns, func() error { return os.WriteFile(path, []byte(value), 0o644) }); err != nil {
 		t.Fatalf("sysctl %s=%s: %v", name, value, err)
 	}
-}
-
-// serveWho listens on addr (host:port) in ns; every connection gets the
-// client's address as the server saw it, then is closed.
-func serveWho(t *testing.T, ns netns.NsHandle, addr string) {
-	t.Helper()
-	var l net.Listener
-	if err := netnstest.InNetns(ns, func() (err error) {
-		l, err = net.Listen("tcp", addr)
-		return err
-	}); err != nil {
-		t.Fatalf("listen on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-			_, _ = fmt.Fprintln(c, ap.Addr().Unmap())
-			_ = c.Close()
-		}
-	}()
-}
-
-// who connects from ns (from src, when valid) to dst and returns the
-// client address the server saw.
-func who(ctx context.Context, ns netns.NsHandle, src netip.Addr, dst netip.AddrPort) (netip.Addr, error) {
-	var line string
-	err := netnstest.InNetns(ns, func() error {
-		d := net.Dialer{}
-		if src.IsValid() {
-			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
-		}
-		c, err := d.DialContext(ctx, "tcp", dst.String())
-		if err != nil {
-			return err
-		}
-		defer func() { _ = c.Close() }()
-		if dl, ok := ctx.Deadline(); ok {
-			_ = c.SetDeadline(dl)
-		}
-		line, err = bufio.NewReader(c).ReadString('\n')
-		return err
-	})
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return netip.ParseAddr(strings.TrimSpace(line))
 }

@@ -137,13 +137,13 @@ func newTopology(t *testing.T) *topology {
 	route(t, tp.node, "2001:db8:19::/64", "2001:db8:b::2")
 	anyIP(t, tp.be, "198.19.0.0/24")
 	anyIP(t, tp.be, "2001:db8:19::/64")
-	serveWho(t, tp.be, ":80")
+	netnstest.ServeWho(t, tp.be, ":80")
 
 	newBridge(t, tp.node, "br0", "198.18.128.1/24", "2001:db8:80::1/64")
 	attach(t, tp.node, "br0", "n-a", tp.podA, []string{"198.18.128.2/24", "2001:db8:80::2/64"}, "198.18.128.1", "2001:db8:80::1")
 	attach(t, tp.node, "br0", "n-b", tp.podB, []string{"198.18.128.3/24", "2001:db8:80::3/64"}, "198.18.128.1", "2001:db8:80::1")
-	serveWho(t, tp.podA, ":8080")
-	serveWho(t, tp.podB, ":8080")
+	netnstest.ServeWho(t, tp.podA, ":8080")
+	netnstest.ServeWho(t, tp.podB, ":8080")
 	return tp
 }
 
@@ -303,7 +303,7 @@ func seenAs(t *testing.T, ns netns.NsHandle, src netip.Addr, dst netip.AddrPort)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), dialTimeout)
 	defer cancel()
-	a, err := who(ctx, ns, src, dst)
+	a, err := netnstest.Who(ctx, ns, src, dst)
 	if err != nil {
 		from := "default source"
 		if src.IsValid() {
@@ -328,7 +328,7 @@ func expectDropped(t *testing.T, tp *topology, probes []probe, pr probe) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := who(ctx, from, pr.src, hp(pr.p.vip(pr.vip), 80))
+		_, err := netnstest.Who(ctx, from, pr.src, hp(pr.p.vip(pr.vip), 80))
 		done <- err
 	}()
 	netnstest.WaitFor(t, dialTimeout, pollInterval, "two SYNs of "+pr.String()+" to reach the node", func() (bool, string) {

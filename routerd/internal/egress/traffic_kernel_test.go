@@ -15,13 +15,10 @@ package egress
 // server sees tells which it was.
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,8 +43,8 @@ func TestKernelTrafficMasquerade(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	worldSrv := serveWho(t, world, "198.18.0.1:0")
-	podSrv := serveWho(t, pod2, "198.18.129.2:0")
+	worldSrv := netnstest.ServeWho(t, world, "198.18.0.1:0")
+	podSrv := netnstest.ServeWho(t, pod2, "198.18.129.2:0")
 	podAddr := netip.MustParseAddr("198.18.128.2")
 	nodeAddr := netip.MustParseAddr("198.18.0.10")
 
@@ -86,32 +83,6 @@ func addRoute(t *testing.T, ns netns.NsHandle, dst, via string) {
 	}
 }
 
-// serveWho listens on addr in ns and answers every connection with the
-// client's address as it arrived; it returns the listening address.
-func serveWho(t *testing.T, ns netns.NsHandle, addr string) netip.AddrPort {
-	t.Helper()
-	var l net.Listener
-	if err := netnstest.InNetns(ns, func() (err error) {
-		l, err = net.Listen("tcp4", addr)
-		return err
-	}); err != nil {
-		t.Fatalf("listen on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-			_, _ = fmt.Fprintln(c, ap.Addr().Unmap())
-			_ = c.Close()
-		}
-	}()
-	return netip.MustParseAddrPort(l.Addr().String())
-}
-
 // expectSource connects from ns to srv and checks the server saw want as
 // the client. A table change takes effect when Apply returns, so the first
 // connection that gets through must show it; only failures to connect are
@@ -121,7 +92,7 @@ func expectSource(t *testing.T, ns netns.NsHandle, srv netip.AddrPort, want neti
 	netnstest.WaitFor(t, 10*time.Second, 20*time.Millisecond, what, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
-		got, err := who(ctx, ns, srv)
+		got, err := netnstest.Who(ctx, ns, netip.Addr{}, srv)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -130,26 +101,4 @@ func expectSource(t *testing.T, ns netns.NsHandle, srv netip.AddrPort, want neti
 		}
 		return true, ""
 	})
-}
-
-// who connects from ns to srv and returns the client address it saw.
-func who(ctx context.Context, ns netns.NsHandle, srv netip.AddrPort) (netip.Addr, error) {
-	var line string
-	err := netnstest.InNetns(ns, func() error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp4", srv.String())
-		if err != nil {
-			return err
-		}
-		defer func() { _ = c.Close() }()
-		if dl, ok := ctx.Deadline(); ok {
-			_ = c.SetDeadline(dl)
-		}
-		line, err = bufio.NewReader(c).ReadString('\n')
-		return err
-	})
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return netip.ParseAddr(strings.TrimSpace(line))
 }
