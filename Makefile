@@ -56,10 +56,11 @@ test-vm: vm-assets cni-plugins vmexec ## Tests needing IPVS, IPIP, dummy or SCTP
 	$(GOTEST) -tags kernel,vm -exec $(BIN)/vmexec -count=1 ./test/vm/... ./test/netns/... ./proxyd/... ./firewalld/... ./routerd/internal/routes/
 
 .PHONY: bench
-bench: vm-assets vmexec ## Benchmarks at cluster scale: numbers are printed, never asserted (kernel parts need root).
+bench: vm-assets vmexec controlplane cni-plugins ## Benchmarks at cluster scale: numbers are printed, never asserted (kernel parts need root).
 	$(GOTEST) -run '^$$' -bench . -benchtime 3x ./proxyd/internal/controller/ ./proxyd/internal/nft/ ./firewalld/internal/nft/ ./firewalld/internal/policy/ ./firewalld/internal/controller/
 	$(GOTEST) -tags kernel -run '^$$' -bench . -benchtime 1x ./proxyd/internal/vip/ ./proxyd/internal/nft/ ./firewalld/internal/nft/ ./firewalld/internal/policy/ ./routerd/internal/routes/
 	$(GOTEST) -tags vm -exec $(BIN)/vmexec -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxyd/internal/ipvs/
+	$(GOTEST) -tags kernel -run '^$$' -bench Convergence5k -benchtime 1x ./test/routing/
 
 .PHONY: e2e
 e2e: controlplane cni-plugins vm-assets ## End to end: the real proxyd in a VM (Debian's kernel) against a real control plane on the host.

@@ -45,10 +45,10 @@ const (
 	cniConfFile = "10-nodenet.conflist"
 )
 
-// fixture is the cluster every step runs in: a control plane, three
-// nodes registered as Nodes (with the pod CIDRs kube-controller-manager
-// gave them), routerd running in each, and (from the start step on) one
-// pod per node.
+// fixture is the cluster every step runs in: a control plane, the nodes
+// (three for TestRouting) registered as Nodes (with the pod CIDRs
+// kube-controller-manager gave them), routerd prepared in each (TestRouting
+// runs all of them), and (from the start step on) one pod per node.
 type fixture struct {
 	cp      *controlplane.ControlPlane
 	admin   kubernetes.Interface
@@ -64,10 +64,24 @@ type fixture struct {
 	timings []string
 }
 
+// fixtureConfig shapes a fixture: TestRouting's is the zero value.
+type fixtureConfig struct {
+	// nodes is the number of nodes (0: nodeCount).
+	nodes int
+	// routerdArgs are more flags of every routerd.
+	routerdArgs []string
+}
+
 // newFixture builds the control plane and the topology, registers the
 // nodes and prepares routerd on each (not started). It skips t when not
 // root or when the control plane binaries are not built.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, fixtureConfig{}) }
+
+// newFixtureWith is newFixture shaped by c.
+func newFixtureWith(t testing.TB, c fixtureConfig) *fixture {
+	if c.nodes == 0 {
+		c.nodes = nodeCount
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, routerd's routes and nftables table in each node): run as root: go test -tags kernel -v ./test/routing")
 	}
@@ -93,7 +107,7 @@ func newFixture(t *testing.T) *fixture {
 	f.timing("setup: control plane, and routerd built meanwhile", time.Since(phase))
 
 	phase = time.Now()
-	f.topo = netns.New(t, netns.Options{Nodes: nodeCount, NoCNIConfig: true})
+	f.topo = netns.New(t, netns.Options{Nodes: c.nodes, NoCNIConfig: true})
 	f.nodes = f.topo.Nodes()
 	ctx, cancel := stepContext(t, apiTimeout)
 	defer cancel()
@@ -122,12 +136,12 @@ func newFixture(t *testing.T) *fixture {
 		f.routerd = append(f.routerd, daemonproc.New(t, daemonproc.Config{
 			Daemon: "routerd", Bin: bins["routerd"], Node: n,
 			Kubeconfig: f.cp.Kubeconfig(controlplane.Routerd),
-			Args: []string{
+			Args: append([]string{
 				"--peers=", // routerd alone: the CNI config is written at once
 				"--cni-conf-dir=" + n.CNIConfDir,
 				"--ipam-data-dir=" + n.IPAMDir,
 				"--tunnel=none", // one subnet: direct routes
-			},
+			}, c.routerdArgs...),
 			LogDir: logDir,
 		}))
 	}

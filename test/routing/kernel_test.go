@@ -171,7 +171,7 @@ var barrierDst = netip.MustParsePrefix("198.19.255.254/32")
 
 // watchRoutes subscribes to the route notifications of the nodes given
 // (by index). Stop it with stop, which returns what it saw.
-func (f *fixture) watchRoutes(t *testing.T, idx []int) *routeWatch {
+func (f *fixture) watchRoutes(t testing.TB, idx []int) *routeWatch {
 	t.Helper()
 	w := &routeWatch{stopped: make(chan struct{}), barrier: map[string]bool{}}
 	t.Cleanup(func() { w.close() })
@@ -236,7 +236,7 @@ func (w *routeWatch) record(n *netns.Node, u netlink.RouteUpdate) {
 // barrier route added and removed in each node: its notification comes
 // after all earlier ones), ends the subscriptions and returns the events
 // of routerd's protocol, in order of arrival per node.
-func (w *routeWatch) stop(t *testing.T) []routeEvent {
+func (w *routeWatch) stop(t testing.TB) []routeEvent {
 	t.Helper()
 	for _, n := range w.nodes {
 		r := &netlink.Route{Dst: &net.IPNet{IP: barrierDst.Addr().AsSlice(), Mask: net.CIDRMask(32, 32)},
