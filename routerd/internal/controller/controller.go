@@ -170,7 +170,7 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	if err := c.syncPodNetwork(pn, in, full); err != nil {
 		errs = append(errs, err)
 	}
-	ready, err := c.syncBGP(ctx, in, pn, &ps)
+	ready, err := c.syncBGP(ctx, in, pn, full, &ps)
 	if err != nil {
 		errs = append(errs, err)
 	}

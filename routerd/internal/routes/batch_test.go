@@ -57,8 +57,9 @@ func decodeAll(tb testing.TB, b []byte) []decoded {
 }
 
 func TestRouteMessageEncoding(t *testing.T) {
-	const write = unix.NLM_F_REQUEST | unix.NLM_F_ACK | unix.NLM_F_CREATE | unix.NLM_F_REPLACE
-	const del = unix.NLM_F_REQUEST | unix.NLM_F_ACK
+	// The batcher sets NLM_F_ACK on the last message of a batch only.
+	const write = unix.NLM_F_REQUEST | unix.NLM_F_CREATE | unix.NLM_F_REPLACE
+	const del = unix.NLM_F_REQUEST
 	for _, tc := range []struct {
 		name  string
 		op    routeOp
@@ -118,8 +119,9 @@ func TestRouteMessageEncoding(t *testing.T) {
 	}
 }
 
-// fakeConn is a kernel that answers every message of a send with one
-// acknowledgement datagram, as rtnetlink does.
+// fakeConn is a kernel that answers the messages of a send that fail or
+// ask for an acknowledgement (NLM_F_ACK) with one datagram each, as
+// rtnetlink does.
 type fakeConn struct {
 	sends  [][]byte
 	queue  [][]byte
@@ -134,16 +136,21 @@ type fakeConn struct {
 
 func (c *fakeConn) send(b []byte) error {
 	c.sends = append(c.sends, slices.Clone(b))
-	for i, d := range decodeAll(c.tb, b) {
-		if c.keep > 0 && i >= c.keep {
-			c.overrun = true
-			continue
-		}
+	queued := 0
+	for _, d := range decodeAll(c.tb, b) {
 		var errno unix.Errno
 		var msg string
 		if c.answer != nil {
 			errno, msg = c.answer(d)
 		}
+		if errno == 0 && d.Flags&unix.NLM_F_ACK == 0 {
+			continue
+		}
+		if c.keep > 0 && queued >= c.keep {
+			c.overrun = true
+			continue
+		}
+		queued++
 		c.queue = append(c.queue, ackMsg(d.Seq, errno, msg))
 	}
 	return nil
@@ -269,20 +276,53 @@ func TestBatchLimits(t *testing.T) {
 	}
 }
 
-// TestBatchLostAcks: when the kernel dropped acknowledgements (ENOBUFS),
-// the ones it kept still count, the others are unknown (errNoAck), and the
-// batch reports the loss; the rest of the ops are not sent.
-func TestBatchLostAcks(t *testing.T) {
-	c := &fakeConn{tb: t, keep: 30}
-	bt := newBatcher(c, Config{Protocol: 196, Table: mainTable}, 1<<20, 50)
-	errs, msgs, err := bt.run(hostRoutes(120, opAdd))
-	if !errors.Is(err, unix.ENOBUFS) || msgs != 50 || len(c.sends) != 1 {
-		t.Fatalf("run: %d sent in %d sends, %v; want 50 in 1, ENOBUFS", msgs, len(c.sends), err)
+// TestBatchAcknowledgesTheLastMessageOnly: every message of a batch but
+// the last goes without NLM_F_ACK (the kernel answers failures anyway).
+func TestBatchAcknowledgesTheLastMessageOnly(t *testing.T) {
+	c := &fakeConn{tb: t}
+	bt := newBatcher(c, Config{Protocol: 196, Table: mainTable}, 1<<20, 40)
+	if _, _, err := bt.run(hostRoutes(100, opAdd)); err != nil {
+		t.Fatal(err)
 	}
-	for i, e := range errs {
-		if (i < 30) != (e == nil) || (e != nil && !errors.Is(e, errNoAck)) {
-			t.Fatalf("route %d: %v", i, e)
+	for i, s := range c.sends {
+		ms := decodeAll(t, s)
+		for j, m := range ms {
+			if (m.Flags&unix.NLM_F_ACK != 0) != (j == len(ms)-1) {
+				t.Errorf("send %d message %d of %d: flags %#x", i, j, len(ms), m.Flags)
+			}
 		}
+	}
+}
+
+// TestBatchLostAcks: when the kernel dropped answers (ENOBUFS), the
+// failures it kept still count, every message without an answer is
+// unknown (errNoAck: a failure may have been dropped), and the batch
+// reports the loss; the rest of the ops are not sent.
+func TestBatchLostAcks(t *testing.T) {
+	c := &fakeConn{tb: t, keep: 5, answer: func(d decoded) (unix.Errno, string) {
+		if d.Seq%10 == 0 {
+			return unix.ENETUNREACH, ""
+		}
+		return 0, ""
+	}}
+	bt := newBatcher(c, Config{Protocol: 196, Table: mainTable}, 1<<20, 100)
+	errs, msgs, err := bt.run(hostRoutes(120, opAdd))
+	if !errors.Is(err, unix.ENOBUFS) || msgs != 100 || len(c.sends) != 1 {
+		t.Fatalf("run: %d sent in %d sends, %v; want 100 in 1, ENOBUFS", msgs, len(c.sends), err)
+	}
+	failed, unknown := 0, 0
+	for i, e := range errs {
+		switch {
+		case errors.Is(e, unix.ENETUNREACH):
+			failed++
+		case errors.Is(e, errNoAck):
+			unknown++
+		default:
+			t.Errorf("route %d: %v, want its failure or unknown", i, e)
+		}
+	}
+	if failed != 5 || unknown != 115 {
+		t.Errorf("%d failures kept, %d unknown; want 5 and 115", failed, unknown)
 	}
 }
 
