@@ -63,7 +63,7 @@ bench: vm-assets vmexec controlplane cni-plugins ## Benchmarks at cluster scale:
 	$(GOTEST) -tags kernel -run '^$$' -bench Convergence5k -benchtime 1x ./test/routing/
 
 .PHONY: e2e
-e2e: controlplane cni-plugins vm-assets ## End to end: the real proxyd in a VM (Debian's kernel) against a real control plane on the host.
+e2e: controlplane cni-plugins vm-assets ## End to end in a VM (Debian's kernel) against a real control plane on the host: proxyd alone, and routerd + proxyd + firewalld on three nodes.
 	$(GOTEST) -tags e2e -count=1 -v ./test/e2e/...
 
 .PHONY: controlplane

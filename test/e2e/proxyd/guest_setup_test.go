@@ -5,10 +5,8 @@ package proxyd
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -19,9 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nodenet/nodenet/test/controlplane"
+	"github.com/nodenet/nodenet/test/e2e/harness"
 	"github.com/nodenet/nodenet/test/netns"
 	"github.com/nodenet/nodenet/test/netns/echo"
 )
@@ -70,10 +68,10 @@ func setup(t *testing.T) *env {
 		t:                t,
 		pods:             map[string]*netns.Pod{},
 		svcs:             map[string]*corev1.Service{},
-		proxydBin:        os.Getenv(EnvProxyd),
-		proxydKubeconfig: os.Getenv(EnvProxydKubeconfig),
+		proxydBin:        harness.Binary(t, "proxyd"),
+		proxydKubeconfig: harness.Kubeconfig(t, controlplane.Proxyd),
 		runDir:           t.TempDir(),
-		out:              os.Getenv(EnvOut),
+		out:              harness.Out(t),
 	}
 	e.topo = netns.New(t, netns.Options{Nodes: 2})
 	e.n0, e.n1 = e.topo.Node(0), e.topo.Node(1)
@@ -81,8 +79,8 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.ipvs = ipvsClient(t, e.n0.NetNS)
-	e.http = httpClientIn(e.n0.NetNS)
-	e.admin = adminClient(t)
+	e.http = harness.HTTPClientIn(e.n0.NetNS, opTimeout)
+	e.admin = harness.AdminClient(t)
 	phase := time.Now()
 
 	ctx := ctxFor(t, 2*opTimeout)
@@ -194,21 +192,6 @@ func (e *env) waitProgrammed(t *testing.T) {
 	e.waitDests(t, "local-np", local, 0)
 	// externalTrafficPolicy Local: the NodePort has the local endpoint only.
 	e.waitVS(t, e.nodePort("local-np"), map[netip.AddrPort]uint32{backend(e.pods["local-1"]): 1}, 0)
-}
-
-func adminClient(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv(EnvAdminKubeconfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 200, 400
-	cfg.UserAgent = "nodenet-e2e/admin"
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // createNodes registers the topology's nodes, one at a time, and checks
@@ -343,41 +326,6 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// httpClientIn is an HTTP client whose connections are made inside ns.
-func httpClientIn(ns *netns.NetNS) *http.Client {
-	return &http.Client{
-		Timeout: opTimeout,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				var c net.Conn
-				err := ns.Do(func() error {
-					var d net.Dialer
-					var err error
-					// tcp4 and a literal address: one attempt, on this
-					// thread, so the socket is made in ns.
-					c, err = d.DialContext(ctx, "tcp4", addr)
-					return err
-				})
-				return c, err
-			},
-		},
-	}
-}
-
-// startRelay makes the apiserver, which only the VM's own namespace reaches
-// at ForwardAddr:<port>, reachable as 127.0.0.1:<port> in node0, where
-// proxyd's kubeconfig points (see the package comment).
-func (e *env) startRelay(t *testing.T) {
-	t.Helper()
-	target := os.Getenv(EnvAPIServer)
-	_, port, err := net.SplitHostPort(target)
-	if err != nil {
-		t.Fatalf("%s=%q: %v", EnvAPIServer, target, err)
-	}
-	r, err := e.n0.StartRelay(net.JoinHostPort("127.0.0.1", port), target, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close() })
-}
+// startRelay makes the apiserver reachable in node0, where proxyd's
+// kubeconfig points (see the package comment).
+func (e *env) startRelay(t *testing.T) { harness.StartRelay(t, e.n0.NetNS) }

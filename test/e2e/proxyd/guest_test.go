@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"k8s.io/utils/ptr"
 
+	"github.com/nodenet/nodenet/test/e2e/harness"
 	"github.com/nodenet/nodenet/test/netns"
 )
 
@@ -34,9 +34,7 @@ import (
 // (world .1, node0 .10, node1 .11), node i's pods 198.18.(128+i).0/24,
 // Services 198.19.0.0/16.
 func TestGuest(t *testing.T) {
-	if os.Getenv(EnvProxyd) == "" {
-		t.Skip("the guest half of TestProxydInVM: run by it, in the VM (go test -tags e2e ./test/e2e/proxyd)")
-	}
+	harness.SkipUnlessGuest(t, "TestProxydInVM")
 	e := setup(t)
 
 	t.Run("roundrobin", e.testRoundRobin)
