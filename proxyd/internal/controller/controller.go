@@ -77,6 +77,9 @@ type Controller struct {
 	nodeGen          uint64
 	publishAll       bool
 	masqueradeFailed bool
+	// masqueraded are the virtual services the masquerade table was last
+	// given successfully, by key (nil before the first apply).
+	masqueraded map[model.VSKey]*model.VirtualService
 	draining         int
 
 	// syncMu is held by Sync; Counts takes it to read the store.
@@ -199,8 +202,15 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 		c.reportProblems(c.store.problems())
 	}
 	if c.kernel.Masquerade != nil && (touched.masquerade || c.masqueradeFailed) {
-		_, err := c.kernel.Masquerade.Apply(c.store.state(), node.PodCIDRs, full || c.masqueradeFailed)
+		st := c.store.state()
+		_, err := c.kernel.Masquerade.Apply(st, node.PodCIDRs, full || c.masqueradeFailed)
 		c.masqueradeFailed = err != nil
+		if err == nil {
+			c.masqueraded = make(map[model.VSKey]*model.VirtualService, len(st.Services))
+			for _, vs := range st.Services {
+				c.masqueraded[vs.VSKey] = vs
+			}
+		}
 		errs = append(errs, err)
 	}
 	if len(res.RemovedUDP) > 0 && c.kernel.Conntrack != nil {
@@ -249,7 +259,9 @@ func (c *Controller) syncAll(node nodeFacts, full bool) (reconcile.Result, error
 	}
 	c.cache.retain(keep)
 	c.publishAll = true
-	return c.kernel.Reconciler.Sync(c.store.state(), node.IPs, full)
+	st := c.store.state()
+	c.masqueradeAddsFirst(st, node.PodCIDRs)
+	return c.kernel.Reconciler.Sync(st, node.IPs, full)
 }
 
 // syncDirty recomputes the Services in dirty and applies the virtual
@@ -293,8 +305,48 @@ func (c *Controller) syncDirty(dirty map[types.NamespacedName]bool, node nodeFac
 			t.problems = true // a claim conflict may have started or ended
 		}
 	}
+	if t.masquerade {
+		c.masqueradeAddsFirst(c.store.state(), node.PodCIDRs)
+	}
 	res, err := c.kernel.Reconciler.Update(changes)
 	return res, t, err
+}
+
+// masqueradeAddsFirst gives the masquerade table the VIPs that IPVS is
+// about to serve before it serves them: a connection to a new VIP that a
+// local pod sends to itself (hairpin) must find its masquerade rule from
+// the first packet. The table gets what it had plus st; what goes away
+// goes after IPVS stopped serving it (the apply after the reconciler). A
+// failure is retried by that apply.
+func (c *Controller) masqueradeAddsFirst(st model.State, podCIDRs []netip.Prefix) {
+	if c.kernel.Masquerade == nil || c.masqueraded == nil {
+		// Before the first apply the table is the one of the previous
+		// run, adopted by the apply after the reconciler.
+		return
+	}
+	union := model.State{Services: make([]*model.VirtualService, 0, len(st.Services)), HealthChecks: st.HealthChecks}
+	seen := make(map[model.VSKey]bool, len(st.Services))
+	added := false
+	for _, vs := range st.Services {
+		union.Services = append(union.Services, vs)
+		seen[vs.VSKey] = true
+		if _, ok := c.masqueraded[vs.VSKey]; !ok {
+			added = true
+		}
+	}
+	if !added {
+		return
+	}
+	for k, vs := range c.masqueraded {
+		if !seen[k] {
+			union.Services = append(union.Services, vs)
+		}
+	}
+	slices.SortFunc(union.Services, func(a, b *model.VirtualService) int { return a.VSKey.Compare(b.VSKey) })
+	if _, err := c.kernel.Masquerade.Apply(union, podCIDRs, false); err != nil {
+		c.log.Warn("masquerade table before the new VIPs", zap.Error(err))
+		c.masqueradeFailed = true
+	}
 }
 
 func ptrEqual[T comparable](a, b *T) bool {

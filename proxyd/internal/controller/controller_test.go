@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nodenet/nodenet/internal/testutil"
 	"github.com/nodenet/nodenet/proxyd/internal/conntrack"
 	"github.com/nodenet/nodenet/proxyd/internal/ipvs"
+	"github.com/nodenet/nodenet/proxyd/internal/model"
 	"github.com/nodenet/nodenet/proxyd/internal/nft"
 	"github.com/nodenet/nodenet/proxyd/internal/reconcile"
 	"github.com/nodenet/nodenet/proxyd/internal/vip"
@@ -242,4 +244,47 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, kind, reason str
 		}
 	}
 	return 0
+}
+
+// orderMasq records, at each apply, whether IPVS already served the VIP.
+type orderMasq struct {
+	fakeMasq
+	ipvs *ipvs.Fake
+	vip  netip.Addr
+	// seen is what IPVS held the first time the table got the VIP: it
+	// must not serve it yet.
+	seen *[]bool
+}
+
+func (m orderMasq) Apply(st model.State, pod []netip.Prefix, full bool) (int, error) {
+	for _, vs := range st.Services {
+		if vs.Addr == m.vip && len(*m.seen) == 0 {
+			entries, _ := m.ipvs.List()
+			served := slices.ContainsFunc(entries, func(e ipvs.Entry) bool { return e.Addr == m.vip })
+			*m.seen = append(*m.seen, served)
+		}
+	}
+	return m.fakeMasq.Apply(st, pod, full)
+}
+
+// A new VIP is in the masquerade table before IPVS serves it (hairpin
+// from its first packet); a VIP that goes leaves the table after.
+func TestMasqueradeGetsNewVIPsBeforeIPVS(t *testing.T) {
+	h := newHarness(t)
+	var seen []bool
+	vipAddr := netip.MustParseAddr("198.19.0.10")
+	h.c.kernel.Masquerade = orderMasq{fakeMasq{h.table}, h.ipvs, vipAddr, &seen}
+	h.sync(true)
+	h.create(webService("198.19.0.10"))
+	h.create(webSlice("web-1", "198.18.128.5"))
+	h.sync(false)
+	if len(seen) != 1 || seen[0] {
+		t.Fatalf("IPVS served the VIP before the masquerade table had it (%v)", seen)
+	}
+	if entries, _ := h.ipvs.List(); len(entries) != 1 {
+		t.Fatalf("IPVS %+v", entries)
+	}
+	if d := h.table.Dump(); !strings.Contains(strings.Join(d.Sets["vips4"], " "), "198.19.0.10") {
+		t.Fatalf("masquerade table has no VIP: %v", d.Sets)
+	}
 }
