@@ -80,7 +80,7 @@ type Controller struct {
 	// masqueraded are the virtual services the masquerade table was last
 	// given successfully, by key (nil before the first apply).
 	masqueraded map[model.VSKey]*model.VirtualService
-	draining         int
+	draining    int
 
 	// syncMu is held by Sync; Counts takes it to read the store.
 	syncMu sync.Mutex
