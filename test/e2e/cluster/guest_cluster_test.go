@@ -69,11 +69,19 @@ var daemonNames = []string{"routerd", "proxyd", "firewalld"}
 // cluster is what the scenarios share: the control plane's API, three
 // nodes, and routerd, proxyd and firewalld running in each.
 type cluster struct {
-	topo    *netns.Topology
-	nodes   []*netns.Node
-	world   *netns.World
-	admin   kubernetes.Interface
-	daemons []map[string]*daemonproc.Daemon // per node, by name
+	topo  *netns.Topology
+	nodes []*netns.Node
+	// joiner is the topology's last node, not registered and with no
+	// daemon running until it joins the cluster (scenario 3); it then
+	// goes to nodes, and joinerDaemons to daemons.
+	joiner        *netns.Node
+	joinerDaemons map[string]*daemonproc.Daemon
+	world         *netns.World
+	admin         kubernetes.Interface
+	daemons       []map[string]*daemonproc.Daemon // per node, by name
+	// bird is the BGP observer outside the cluster, in the world: every
+	// routerd's --peer (guest_bird_test.go).
+	bird *bird
 
 	mu sync.Mutex
 	// policies is how many NetworkPolicies exist: every firewalld counts
@@ -88,8 +96,10 @@ func newCluster(t *testing.T) *cluster {
 	begin := time.Now()
 	c := &cluster{}
 	// No CNI config: routerd writes it (once firewalld is in force).
-	c.topo = netns.New(t, netns.Options{Nodes: nodeCount, NoCNIConfig: true})
-	c.nodes, c.world = c.topo.Nodes(), c.topo.World()
+	// One node more than the cluster starts with: the joiner.
+	c.topo = netns.New(t, netns.Options{Nodes: nodeCount + 1, NoCNIConfig: true})
+	all := c.topo.Nodes()
+	c.nodes, c.joiner, c.world = all[:nodeCount], all[nodeCount], c.topo.World()
 	c.admin = harness.AdminClient(t)
 
 	// One at a time, so that kube-controller-manager gives node i the i-th
@@ -109,38 +119,17 @@ func newCluster(t *testing.T) *cluster {
 	}
 	t.Logf("setup: topology and Nodes (pod CIDRs allocated) in %v", time.Since(begin).Round(time.Millisecond))
 
+	// The BGP observer, before the daemons: routerd's first BGP sync
+	// waits for the session with its --peer.
+	c.bird = startBIRD(t, c.world, all)
+
 	phase := time.Now()
-	out := harness.Out(t)
 	for _, n := range c.nodes {
-		harness.StartRelay(t, n.NetNS) // before the daemons: it closes after them
-		// The node's run directory, shared by its three daemons (the
-		// pod's emptyDir). A short path: sun_path holds 108 bytes.
-		runDir, err := os.MkdirTemp("", "nn-"+n.Name+"-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.RemoveAll(runDir) })
-		args := map[string][]string{
-			"routerd": {
-				"--cni-conf-dir=" + n.CNIConfDir,
-				"--ipam-data-dir=" + n.IPAMDir,
-				"--tunnel=none", // one subnet: direct routes
-				// Pods keep their address to Services, as the chart
-				// configures it: the Service CIDR is not masqueraded.
-				"--no-masquerade=" + controlplane.ServiceCIDR,
-			},
-		}
-		ds := map[string]*daemonproc.Daemon{}
-		for _, name := range daemonNames {
-			// --peers is left to its default: the other two daemons.
-			ds[name] = daemonproc.New(t, daemonproc.Config{
-				Daemon: name, Bin: harness.Binary(t, name), Node: n,
-				Kubeconfig: harness.Kubeconfig(t, controlplane.Identity(name)),
-				Args:       args[name], RunDir: runDir, LogDir: out,
-			})
-		}
-		c.daemons = append(c.daemons, ds)
+		c.daemons = append(c.daemons, c.newDaemons(t, n))
 	}
+	// Made now so that they live as long as the cluster; none starts
+	// before the joiner joins.
+	c.joinerDaemons = c.newDaemons(t, c.joiner)
 	for _, ds := range c.daemons {
 		for _, name := range daemonNames {
 			if err := ds[name].Start(); err != nil {
@@ -198,6 +187,45 @@ func newCluster(t *testing.T) *cluster {
 	}
 	t.Logf("setup: the three daemons of %d nodes started, CNI configs written, every daemon ready in %v", nodeCount, time.Since(phase).Round(time.Millisecond))
 	return c
+}
+
+// newDaemons prepares the three daemons of node n (none runs yet): its
+// relay to the apiserver, its run directory, and each daemon's flags.
+func (c *cluster) newDaemons(t *testing.T, n *netns.Node) map[string]*daemonproc.Daemon {
+	t.Helper()
+	harness.StartRelay(t, n.NetNS) // before the daemons: it closes after them
+	// The node's run directory, shared by its three daemons (the pod's
+	// emptyDir). A short path: sun_path holds 108 bytes.
+	runDir, err := os.MkdirTemp("", "nn-"+n.Name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(runDir) })
+	args := map[string][]string{
+		"routerd": {
+			"--cni-conf-dir=" + n.CNIConfDir,
+			"--ipam-data-dir=" + n.IPAMDir,
+			"--tunnel=none", // one subnet: direct routes
+			// Pods keep their address to Services, as the chart
+			// configures it: the Service CIDR is not masqueraded.
+			"--no-masquerade=" + controlplane.ServiceCIDR,
+			// BIRD in the world learns from each node the Services'
+			// cluster and external IPs it advertises (scenario 3).
+			fmt.Sprintf("--peer=address=%s asn=%d", c.world.IP, worldASN),
+			"--advertise-cluster-ip",
+			"--advertise-external-ip",
+		},
+	}
+	ds := map[string]*daemonproc.Daemon{}
+	for _, name := range daemonNames {
+		// --peers is left to its default: the other two daemons.
+		ds[name] = daemonproc.New(t, daemonproc.Config{
+			Daemon: name, Bin: harness.Binary(t, name), Node: n,
+			Kubeconfig: harness.Kubeconfig(t, controlplane.Identity(name)),
+			Args:       args[name], RunDir: runDir, LogDir: harness.Out(t),
+		})
+	}
+	return ds
 }
 
 // readyWithPeers accepts a daemon that is healthy, has synced, and is

@@ -19,12 +19,13 @@ const (
 	scenarioSetup    = "setup: 3 nodes × routerd, proxyd, firewalld"
 	scenarioDemo     = "1 demo: pod to pod, ClusterIP round robin, NodePort, policy"
 	scenarioSameNode = "2 same-node service traffic policed"
+	scenarioCoord    = "3 coordination: VIP once programmed, ETP Local, CNI after firewalld"
 )
 
 // TestGuest is the guest half (see the package comment).
 func TestGuest(t *testing.T) {
 	harness.SkipUnlessGuest(t, "TestClusterInVM")
-	sum := harness.NewSummary(t, scenarioSetup, scenarioDemo, scenarioSameNode)
+	sum := harness.NewSummary(t, scenarioSetup, scenarioDemo, scenarioSameNode, scenarioCoord)
 
 	done := sum.Step(scenarioSetup)
 	c := func() *cluster {
@@ -34,6 +35,7 @@ func TestGuest(t *testing.T) {
 
 	sum.Run(t, scenarioDemo, c.testDemo)
 	sum.Run(t, scenarioSameNode, c.testSameNode)
+	sum.Run(t, scenarioCoord, c.testCoordination)
 	c.logMemory(t)
 }
 
