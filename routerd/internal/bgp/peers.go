@@ -304,6 +304,10 @@ func (s *Speaker) applyPeersLocked(ctx context.Context) error {
 	if len(plan.Add) > 0 {
 		s.firstPeers = false
 	}
+	// The export policy knows an external peer before it is added, and
+	// until it is gone.
+	wantExt := externalNeighbours(s.wantPeers)
+	errs = append(errs, s.syncExternalSetLocked(ctx, union(s.externalSet, wantExt)))
 	for _, p := range plan.Delete {
 		errs = append(errs, s.deletePeerLocked(ctx, p))
 	}
@@ -322,6 +326,7 @@ func (s *Speaker) applyPeersLocked(ctx context.Context) error {
 	for _, p := range plan.Rename {
 		s.peers[p.Address] = p
 	}
+	errs = append(errs, s.syncExternalSetLocked(ctx, wantExt))
 	return errors.Join(errs...)
 }
 
@@ -361,4 +366,11 @@ func (s *Speaker) deletePeerLocked(ctx context.Context, old model.Peer) error {
 	s.table.forgetPeer(old.Address)
 	s.log.Debug("BGP peer deleted", zap.Stringer("peer", old.Address))
 	return nil
+}
+
+// union is a and b, sorted, without duplicates.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

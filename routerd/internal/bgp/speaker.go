@@ -32,6 +32,8 @@ type Speaker struct {
 	// firstPeers is set by Start: the next peers applied are told that
 	// this speaker restarted (see peerToAPI).
 	firstPeers bool
+	// externalSet is what the export policy's neighbour set holds.
+	externalSet []string
 
 	// What the caller wants, kept across Stop and Start.
 	wantPeers   []model.Peer
@@ -84,6 +86,10 @@ func (s *Speaker) Start(ctx context.Context, g model.Global) error {
 		_ = srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 		return fmt.Errorf("starting BGP: %w", err)
 	}
+	if err := installExportPolicy(ctx, srv); err != nil {
+		_ = srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		return err
+	}
 	gen := s.table.reset()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	err = srv.WatchEvent(watchCtx, &api.WatchEventRequest{
@@ -102,6 +108,7 @@ func (s *Speaker) Start(ctx context.Context, g model.Global) error {
 	s.peers = make(map[netip.Addr]model.Peer)
 	s.adverts = make(map[netip.Prefix]netip.Addr)
 	s.firstPeers = true
+	s.externalSet = nil
 	s.log.Info("BGP speaker started", zap.Stringer("routerID", g.RouterID), zap.Uint32("asn", g.ASN),
 		zap.Int32("port", g.ListenPort), zap.Duration("gracefulRestart", g.GracefulRestart))
 

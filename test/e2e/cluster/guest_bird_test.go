@@ -26,18 +26,14 @@ import (
 // nothing in the world's kernel (no kernel protocol). The scenarios read
 // its table with birdc to see which nodes advertise a prefix.
 //
-// It is an internal peer (the nodes' AS, routerd's default 64512), not an
-// external one: a node does not pass what it learned from the other nodes
-// (iBGP) on to an internal peer, so BIRD sees from each node only what that
-// node's routerd originates, which is what the scenarios check. An
-// external peer is sent the other nodes' routes as well, with the node as
-// next hop (GoBGP's default export, no policy in routerd): from outside,
-// every node then seems to advertise every pod CIDR and every VIP any
-// node advertises (see the report of scenario 3).
+// It is an external (eBGP) peer of every node. routerd exports to external peers only what the node
+// originates (its pod CIDR, the service IPs it serves), never what it
+// learned from the other nodes, so BIRD's routes by next hop say exactly
+// which node advertises what: the scenarios check it on the wire.
 const (
 	nodeASN = 64512
 	// worldASN is BIRD's AS.
-	worldASN = nodeASN
+	worldASN = 65001
 )
 
 // birdConfig is BIRD's configuration (text/template over birdPeers):
@@ -52,8 +48,6 @@ protocol device {
 protocol bgp {{.Name}} {
 	local {{$.Local}} as {{$.LocalAS}};
 	neighbor {{.Address}} as {{$.NodeAS}};
-	# The node is on the underlay: its next hops need no IGP.
-	direct;
 	# Retry quickly: the test waits for sessions with deadlines.
 	connect delay time 1;
 	connect retry time 2;
