@@ -381,25 +381,7 @@ type birdProc struct {
 	name string
 	sock string
 	done chan struct{}
-	out  *syncBuffer
-}
-
-// syncBuffer collects a process's output from its copying goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out  *testutil.SyncBuffer
 }
 
 // requireBIRD skips unless BIRD 2 is installed.
@@ -431,7 +413,7 @@ func startBIRD(tb testing.TB, ns *netns.NetNS, name, tmpl string, data any) *bir
 	if err := os.WriteFile(confPath, conf.Bytes(), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	p := &birdProc{name: name, sock: filepath.Join(dir, "bird.ctl"), done: make(chan struct{}), out: &syncBuffer{}}
+	p := &birdProc{name: name, sock: filepath.Join(dir, "bird.ctl"), done: make(chan struct{}), out: &testutil.SyncBuffer{}}
 	cmd := exec.Command("bird", "-f", "-c", confPath, "-s", p.sock)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := ns.Start(cmd); err != nil {

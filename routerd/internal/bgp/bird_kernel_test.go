@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -37,25 +36,7 @@ type birdConfig struct {
 type bird struct {
 	sock string
 	done <-chan error
-	out  *syncBuffer
-}
-
-// syncBuffer collects a process's output from its copying goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out  *testutil.SyncBuffer
 }
 
 // requireBIRD skips the test unless BIRD 2 is installed.
@@ -86,7 +67,7 @@ func startBIRD(tb testing.TB, ns netns.NsHandle, c birdConfig) *bird {
 	if err := os.WriteFile(confPath, conf.Bytes(), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	b := &bird{sock: filepath.Join(dir, "bird.ctl"), out: &syncBuffer{}}
+	b := &bird{sock: filepath.Join(dir, "bird.ctl"), out: &testutil.SyncBuffer{}}
 	cmd := exec.Command("bird", "-f", "-c", confPath, "-s", b.sock)
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	b.done = netnstest.Start(tb, ns, cmd)

@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/nodenet/nodenet/internal/testutil"
 
 	"github.com/nodenet/nodenet/test/e2e/harness"
 	"github.com/nodenet/nodenet/test/netns"
@@ -75,26 +76,8 @@ type bird struct {
 	birdcPath string
 	sock      string
 	done      chan struct{}
-	out       *syncBuffer
+	out       *testutil.SyncBuffer
 	names     map[netip.Addr]string // node by address (the next hops)
-}
-
-// syncBuffer collects a process's output from its copying goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // birdPath finds a BIRD program, in PATH or in /usr/sbin (where Debian
@@ -122,7 +105,7 @@ func startBIRD(t testing.TB, world *netns.World, nodes []*netns.Node) *bird {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	cfg := birdPeers{Local: world.IP, LocalAS: worldASN, NodeAS: nodeASN}
-	b := &bird{birdcPath: birdPath(t, "birdc"), sock: filepath.Join(dir, "bird.ctl"), done: make(chan struct{}), out: &syncBuffer{}, names: map[netip.Addr]string{}}
+	b := &bird{birdcPath: birdPath(t, "birdc"), sock: filepath.Join(dir, "bird.ctl"), done: make(chan struct{}), out: &testutil.SyncBuffer{}, names: map[netip.Addr]string{}}
 	for _, n := range nodes {
 		cfg.Nodes = append(cfg.Nodes, birdNode{Name: n.Name, Address: n.IP})
 		b.names[n.IP] = n.Name
