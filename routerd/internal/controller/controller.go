@@ -78,6 +78,9 @@ type state struct {
 	// linkMTU is the MTU of the link of linkMTUOf (the node IP).
 	linkMTU   int
 	linkMTUOf netip.Addr
+	// subnets are the node's subnets, read for the node IP subnetsOf.
+	subnets   []netip.Prefix
+	subnetsOf netip.Addr
 	counts    counts
 }
 

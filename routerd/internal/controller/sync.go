@@ -188,14 +188,21 @@ func sameGlobal(a, b model.Global) bool {
 // restart the peers' routes arrive over a few seconds, and a route removed
 // and added again in between would cut the pods' connections.
 func (c *Controller) syncRoutes(in input, pn podNet, full bool) error {
-	subnets, err := c.k.PodNetwork.Subnets()
-	if err != nil {
-		return fmt.Errorf("the node's subnets: %w", err)
+	st := &c.state
+	if full || st.subnetsOf != pn.localIP || !slices.ContainsFunc(st.subnets, func(p netip.Prefix) bool { return p.Contains(pn.localIP) }) {
+		// Read again on full syncs, and when the node's address moved or
+		// is on none of them yet: route syncs come by the thousand when
+		// peers send their tables.
+		subnets, err := c.k.PodNetwork.Subnets()
+		if err != nil {
+			return fmt.Errorf("the node's subnets: %w", err)
+		}
+		st.subnets, st.subnetsOf = subnets, pn.localIP
 	}
+	subnets := st.subnets
 	rr := desired.Routes(desired.RoutesInput{Paths: c.k.Speaker.Paths(), Nodes: in.nodes, Node: in.node.Name, LocalIP: pn.localIP,
 		OwnPrefixes: pn.cidrs, Subnets: subnets, Tunnel: desired.TunnelMode(c.cfg.Tunnel), MTU: pn.underlayMTU})
 	routes, tunnels := rr.Routes, rr.Tunnels
-	st := &c.state
 	if !st.initialDone {
 		routes, tunnels = keepAdopted(routes, tunnels, st.adopted, pn)
 	} else {
