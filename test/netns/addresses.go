@@ -10,6 +10,9 @@ import (
 // the project's tests use, and only inside namespaces a topology created:
 //
 //	198.18.0.0/24      underlay: the world bridge is .1, node i is .(10+i)
+//	198.18.1.0/24      routed underlay (Options.RoutedNodes): the world's
+//	                   second bridge is .1, node i is .(10+i); the world
+//	                   forwards between the two subnets
 //	198.18.128.0/17    cluster CIDR: node i's pod CIDR is 198.18.(128+i).0/24,
 //	                   its kube-bridge (the pods' gateway) is .1 of it
 //
@@ -32,8 +35,23 @@ func ClusterCIDR() netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 128, 0}), 17)
 }
 
-// nodeIP is node i's underlay address.
-func nodeIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}) }
+// RoutedCIDR is the second underlay subnet, of the routed nodes
+// (Options.RoutedNodes).
+func RoutedCIDR() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 1, 0}), 24)
+}
+
+// RoutedWorldIP is the world's address on the routed subnet: the routed
+// nodes' gateway to the underlay, and the underlay nodes' to them.
+func RoutedWorldIP() netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 1, 1}) }
+
+// nodeIP is node i's underlay address (on the routed subnet when routed).
+func nodeIP(i int, routed bool) netip.Addr {
+	if routed {
+		return netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i)})
+	}
+	return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)})
+}
 
 // nodePodCIDR is node i's pod CIDR.
 func nodePodCIDR(i int) netip.Prefix {
@@ -43,7 +61,8 @@ func nodePodCIDR(i int) netip.Prefix {
 // Fixed, locally administered MACs for the bridges: a bridge without a MAC
 // of its own takes the lowest MAC of its ports, which changes as pods come
 // and go and leaves stale neighbour entries behind (PITFALLS.md).
-func worldBridgeMAC() net.HardwareAddr { return net.HardwareAddr{0x02, 0x6e, 0x6e, 0xff, 0x00, 0x01} }
+func worldBridgeMAC() net.HardwareAddr  { return net.HardwareAddr{0x02, 0x6e, 0x6e, 0xff, 0x00, 0x01} }
+func routedBridgeMAC() net.HardwareAddr { return net.HardwareAddr{0x02, 0x6e, 0x6e, 0xff, 0x00, 0x02} }
 func nodeBridgeMAC(i int) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x6e, 0x6e, 0x00, byte(i), 0x01}
 }
@@ -57,9 +76,12 @@ func addrIPNet(a netip.Addr, bits int) *net.IPNet {
 	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())}
 }
 
-func checkNodes(n int) error {
+func checkNodes(n, routed int) error {
 	if n < 1 || n > MaxNodes {
 		return fmt.Errorf("netns: Nodes = %d: want 1 to %d", n, MaxNodes)
+	}
+	if routed < 0 || routed > n {
+		return fmt.Errorf("netns: RoutedNodes = %d: want 0 to Nodes (%d)", routed, n)
 	}
 	return nil
 }

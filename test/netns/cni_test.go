@@ -84,17 +84,21 @@ func TestPodAddress(t *testing.T) {
 }
 
 func TestAddressPlan(t *testing.T) {
-	if got := nodeIP(3); got != netip.MustParseAddr("198.18.0.13") {
-		t.Errorf("nodeIP(3) = %s", got)
+	if got := nodeIP(3, false); got != netip.MustParseAddr("198.18.0.13") {
+		t.Errorf("nodeIP(3, false) = %s", got)
+	}
+	if got := nodeIP(3, true); got != netip.MustParseAddr("198.18.1.13") || !RoutedCIDR().Contains(got) || !RoutedCIDR().Contains(RoutedWorldIP()) {
+		t.Errorf("nodeIP(3, true) = %s", got)
 	}
 	last := nodePodCIDR(MaxNodes - 1)
 	if last != netip.MustParsePrefix("198.18.255.0/24") || !ClusterCIDR().Contains(last.Addr()) {
 		t.Errorf("last pod CIDR %s", last)
 	}
-	if !UnderlayCIDR().Contains(nodeIP(MaxNodes-1)) || !UnderlayCIDR().Contains(WorldIP()) {
+	if !UnderlayCIDR().Contains(nodeIP(MaxNodes-1, false)) || !UnderlayCIDR().Contains(WorldIP()) {
 		t.Error("node or world address outside the underlay")
 	}
-	if checkNodes(0) == nil || checkNodes(MaxNodes+1) == nil || checkNodes(MaxNodes) != nil {
+	if checkNodes(0, 0) == nil || checkNodes(MaxNodes+1, 0) == nil || checkNodes(MaxNodes, 0) != nil ||
+		checkNodes(2, 3) == nil || checkNodes(2, -1) == nil || checkNodes(2, 2) != nil {
 		t.Error("checkNodes bounds")
 	}
 	for name, ok := range map[string]bool{"pod-a": true, "a": true, "Pod": false, "-a": false, "a_b": false, "": false, strings.Repeat("a", 64): false} {

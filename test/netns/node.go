@@ -20,8 +20,13 @@ type Node struct {
 	*NetNS
 	// Index is the node's number: node i is "node<i>".
 	Index int
-	// IP is the node's underlay address, 198.18.0.(10+Index), on eth0.
+	// IP is the node's underlay address, 198.18.0.(10+Index), on eth0;
+	// 198.18.1.(10+Index) when the node is routed.
 	IP netip.Addr
+	// Routed says the node sits on the routed subnet (RoutedCIDR), behind
+	// the world, not on the underlay with the others
+	// (Options.RoutedNodes).
+	Routed bool
 	// PodCIDR is the node's pod range, 198.18.(128+Index).0/24.
 	PodCIDR netip.Prefix
 	// Gateway is the pods' default gateway: kube-bridge's address, the
@@ -43,9 +48,11 @@ type Node struct {
 func newNode(t *Topology, i int) (_ *Node, err error) {
 	name := fmt.Sprintf("node%d", i)
 	dir := filepath.Join(t.Dir, "nodes", name)
+	routed := i >= t.opts.nodes()-t.opts.RoutedNodes
 	n := &Node{
 		Index:      i,
-		IP:         nodeIP(i),
+		IP:         nodeIP(i, routed),
+		Routed:     routed,
 		PodCIDR:    nodePodCIDR(i),
 		Gateway:    nodePodCIDR(i).Addr().Next(),
 		Bridge:     bridgeName,
@@ -84,12 +91,19 @@ func newNode(t *Topology, i int) (_ *Node, err error) {
 	return n, nil
 }
 
-// plugUnderlay connects the node to the world bridge with a veth pair:
-// "eth0" in the node, "<node name>" on the bridge in the world.
+// plugUnderlay connects the node to the world bridge of its subnet with a
+// veth pair: "eth0" in the node, "<node name>" on the bridge in the world.
+// When the topology has two subnets, the node routes the other one
+// through the world.
 func (n *Node) plugUnderlay(w *World) error {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = n.Name
 	attrs.MasterIndex = w.bridgeIndex
+	subnet, other, gw := UnderlayCIDR(), RoutedCIDR(), w.IP
+	if n.Routed {
+		attrs.MasterIndex = w.routedBridgeIndex
+		subnet, other, gw = RoutedCIDR(), UnderlayCIDR(), w.RoutedIP
+	}
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(n.handle))}
 	if err := w.nl.LinkAdd(veth); err != nil {
 		return fmt.Errorf("veth to the underlay: %w", err)
@@ -105,10 +119,19 @@ func (n *Node) plugUnderlay(w *World) error {
 	if err != nil {
 		return err
 	}
-	if err := n.nl.AddrAdd(eth0, &netlink.Addr{IPNet: addrIPNet(n.IP, UnderlayCIDR().Bits())}); err != nil {
+	if err := n.nl.AddrAdd(eth0, &netlink.Addr{IPNet: addrIPNet(n.IP, subnet.Bits())}); err != nil {
 		return fmt.Errorf("address %s: %w", n.IP, err)
 	}
-	return n.nl.LinkSetUp(eth0)
+	if err := n.nl.LinkSetUp(eth0); err != nil {
+		return err
+	}
+	if w.routedBridgeIndex == 0 {
+		return nil
+	}
+	if err := n.AddRoute(other, gw); err != nil {
+		return fmt.Errorf("route to %s via %s: %w", other, gw, err)
+	}
+	return nil
 }
 
 // makeBridge creates kube-bridge with a fixed MAC before any pod exists. The

@@ -10,6 +10,12 @@ type Options struct {
 	// Nodes is the number of nodes (1 to MaxNodes; 0 means 1).
 	Nodes int
 
+	// RoutedNodes is how many of the nodes (the last ones) sit on a
+	// second underlay subnet, RoutedCIDR, that the world routes to and
+	// from the first: nodes that do not share a subnet with the others,
+	// which routerd reaches through IPIP tunnels. 0: one subnet.
+	RoutedNodes int
+
 	// StateDir holds the run directories (namespace pins, CNI state).
 	// Default: $NODENET_NETNS_DIR, else /run/nodenet-test. Leftovers of
 	// crashed runs are swept from this directory only.

@@ -78,7 +78,7 @@ func Create(opts Options) (_ *Topology, err error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if err := checkNodes(opts.nodes()); err != nil {
+	if err := checkNodes(opts.nodes(), opts.RoutedNodes); err != nil {
 		return nil, err
 	}
 	stateDir, err := opts.stateDir()
@@ -192,12 +192,16 @@ func (t *Topology) AddPod(tb testing.TB, n *Node, name string) *Pod {
 
 // RouteAllPodCIDRs gives every node a static route to every other node's
 // pod CIDR via that node's underlay address: pod-to-pod routing without
-// routerd.
+// routerd. Nodes on different subnets (Options.RoutedNodes) need a tunnel,
+// which this does not make: it fails then.
 func (t *Topology) RouteAllPodCIDRs() error {
 	for _, n := range t.nodes {
 		for _, m := range t.nodes {
 			if n == m {
 				continue
+			}
+			if n.Routed != m.Routed {
+				return fmt.Errorf("netns: %s and %s are on different subnets: their pods need a tunnel", n.Name, m.Name)
 			}
 			if err := n.AddRoute(m.PodCIDR, m.IP); err != nil {
 				return err

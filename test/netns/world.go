@@ -20,8 +20,12 @@ type World struct {
 	Bridge string
 	// BridgeMAC is the underlay bridge's fixed MAC.
 	BridgeMAC net.HardwareAddr
+	// RoutedIP is the world's address on the routed subnet, when the
+	// topology has routed nodes (Options.RoutedNodes); invalid otherwise.
+	RoutedIP netip.Addr
 
-	bridgeIndex int
+	bridgeIndex       int
+	routedBridgeIndex int
 }
 
 func newWorld(t *Topology) (_ *World, err error) {
@@ -53,5 +57,35 @@ func newWorld(t *Topology) (_ *World, err error) {
 	if err := ns.nl.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("world: %s up: %w", w.Bridge, err)
 	}
+	if t.opts.RoutedNodes > 0 {
+		if err := w.addRoutedSubnet(); err != nil {
+			return nil, fmt.Errorf("world: %w", err)
+		}
+	}
 	return w, nil
+}
+
+// addRoutedSubnet makes the routed nodes' bridge, "routed", with the
+// world's address on RoutedCIDR, and turns the world into the router
+// between the two subnets.
+func (w *World) addRoutedSubnet() error {
+	w.RoutedIP = RoutedWorldIP()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "routed"
+	attrs.HardwareAddr = routedBridgeMAC()
+	if err := w.nl.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		return fmt.Errorf("bridge %s: %w", attrs.Name, err)
+	}
+	link, err := w.nl.LinkByName(attrs.Name)
+	if err != nil {
+		return err
+	}
+	w.routedBridgeIndex = link.Attrs().Index
+	if err := w.nl.AddrAdd(link, &netlink.Addr{IPNet: addrIPNet(w.RoutedIP, RoutedCIDR().Bits())}); err != nil {
+		return fmt.Errorf("address %s: %w", w.RoutedIP, err)
+	}
+	if err := w.nl.LinkSetUp(link); err != nil {
+		return err
+	}
+	return w.SetSysctl("net/ipv4/ip_forward", "1")
 }

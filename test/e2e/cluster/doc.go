@@ -19,14 +19,19 @@
 //   - guest (tag e2eguest, guest_*_test.go): builds the cluster (nodes
 //     registered, so that kube-controller-manager allocates their pod
 //     CIDRs; a relay to the apiserver and the three daemons in each node;
-//     routerd peers over BGP on the underlay with --tunnel=none, and with
-//     BIRD in the world namespace, which observes the advertisements),
+//     routerd peers over BGP with the other nodes, and with BIRD in the
+//     world namespace, which observes the advertisements),
 //     then runs the scenarios of issue 8 against it with real TCP traffic
 //     and prints a summary table (scenario, result, duration). The
 //     topology has a fourth node, registered and started only by
-//     scenario 3 (a node joining), a member of the cluster after it.
+//     scenario 3 (a node joining), a member of the cluster after it. It
+//     sits on a subnet of its own behind the world (a router): routerd
+//     (--tunnel=ipip) routes the pods of the three underlay nodes to each
+//     other directly, and those of the joiner through an IPIP tunnel per
+//     node pair.
 //
 // Address plan (test/netns, test/controlplane): underlay 198.18.0.0/24
-// (world .1, node i .(10+i)), node i's pods 198.18.(128+i).0/24, Services
+// (world .1, node i .(10+i)), the joiner's subnet 198.18.1.0/24 (world
+// .1, node3 .13), node i's pods 198.18.(128+i).0/24, Services
 // 198.19.0.0/16, the external IP of scenario 3 198.18.64.10.
 package cluster

@@ -96,8 +96,10 @@ func newCluster(t *testing.T) *cluster {
 	begin := time.Now()
 	c := &cluster{}
 	// No CNI config: routerd writes it (once firewalld is in force).
-	// One node more than the cluster starts with: the joiner.
-	c.topo = netns.New(t, netns.Options{Nodes: nodeCount + 1, NoCNIConfig: true})
+	// One node more than the cluster starts with: the joiner, on a subnet
+	// of its own behind the world, so that the others reach its pods
+	// through routerd's IPIP tunnels.
+	c.topo = netns.New(t, netns.Options{Nodes: nodeCount + 1, RoutedNodes: 1, NoCNIConfig: true})
 	all := c.topo.Nodes()
 	c.nodes, c.joiner, c.world = all[:nodeCount], all[nodeCount], c.topo.World()
 	c.admin = harness.AdminClient(t)
@@ -205,7 +207,9 @@ func (c *cluster) newDaemons(t *testing.T, n *netns.Node) map[string]*daemonproc
 		"routerd": {
 			"--cni-conf-dir=" + n.CNIConfDir,
 			"--ipam-data-dir=" + n.IPAMDir,
-			"--tunnel=none", // one subnet: direct routes
+			// Direct routes on the underlay, IPIP to and from the
+			// joiner on its own subnet (scenario 3).
+			"--tunnel=ipip",
 			// Pods keep their address to Services, as the chart
 			// configures it: the Service CIDR is not masqueraded.
 			"--no-masquerade=" + controlplane.ServiceCIDR,

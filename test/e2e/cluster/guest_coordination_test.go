@@ -19,6 +19,7 @@ import (
 	"github.com/nodenet/nodenet/test/controlplane"
 	"github.com/nodenet/nodenet/test/daemonproc"
 	"github.com/nodenet/nodenet/test/e2e/harness"
+	"github.com/nodenet/nodenet/test/netns"
 )
 
 // absenceWindow is how long a check watches for something that must not
@@ -176,7 +177,8 @@ func (c *cluster) testETPLocal(t *testing.T, ns string) {
 // not: routerd runs (healthy, synced, proxyd connected, its pod CIDR
 // advertised over BGP) but writes no CNI config, and says it waits for
 // firewalld. Once firewalld runs, the config appears, and a pod created
-// on the new node is reached from another node's pod.
+// on the new node is reached from another node's pod, through routerd's
+// IPIP tunnel (the new node is on a subnet of its own).
 func (c *cluster) testCNIAfterFirewalld(t *testing.T, ns string) {
 	n, ds := c.joiner, c.joinerDaemons
 	conf := filepath.Join(n.CNIConfDir, cniConfFile)
@@ -272,6 +274,25 @@ func (c *cluster) testCNIAfterFirewalld(t *testing.T, ns string) {
 	if a.Name != "joined" || a.Source.Addr() != pods["peer-0"].IP {
 		t.Errorf("peer-0 to joined: answered by %s, which saw %s", a.Name, a.Source.Addr())
 	}
+	// The joiner is on a subnet of its own: the pods of the other nodes
+	// and its own reach each other through routerd's IPIP tunnels (one
+	// per node pair, both ways); the other nodes' pods, on one subnet,
+	// directly.
+	for _, from := range c.nodes {
+		for _, to := range c.nodes {
+			if from == to {
+				continue
+			}
+			dev, err := routeDevice(from, to.PodCIDR.Addr().Next())
+			want := "eth0"
+			if from.Routed != to.Routed {
+				want = "nnip-"
+			}
+			if err != nil || !strings.HasPrefix(dev, want) {
+				t.Errorf("%s routes %s's pods through %q (%v), want %s…", from.Name, to.Name, dev, err, want)
+			}
+		}
+	}
 	ctx = ctxFor(t, startTimeout)
 	for _, name := range daemonNames {
 		if _, err := ds[name].WaitStatus(ctx, "ready, peers connected", readyWithPeers); err != nil {
@@ -308,6 +329,22 @@ func (c *cluster) viaRoute(t *testing.T, prefix netip.Prefix, via netip.Addr) {
 			t.Errorf("world: remove the route %s: %v", prefix, err)
 		}
 	})
+}
+
+// routeDevice is the link node n sends a packet to dst through.
+func routeDevice(n *netns.Node, dst netip.Addr) (string, error) {
+	rs, err := n.Netlink().RouteGet(dst.AsSlice())
+	if err != nil {
+		return "", err
+	}
+	if len(rs) == 0 {
+		return "", fmt.Errorf("no route to %s", dst)
+	}
+	l, err := n.Netlink().LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return "", err
+	}
+	return l.Attrs().Name, nil
 }
 
 // hostPrefix is a's /32 (or /128).
