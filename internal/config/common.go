@@ -27,12 +27,15 @@ type Common struct {
 	// Daemon is the name of the daemon this configuration is for; not a flag.
 	Daemon string
 
-	NodeName        string
-	RunDir          string
-	Kubeconfig      string
-	LogLevel        string
-	LogFormat       string
-	MetricsAddr     string
+	NodeName    string
+	RunDir      string
+	Kubeconfig  string
+	LogLevel    string
+	LogFormat   string
+	MetricsAddr string
+	// Profiling serves Go's profiles (net/http/pprof) under /debug/pprof/
+	// on MetricsAddr, as kube-proxy's --profiling does.
+	Profiling       bool
 	HealthTimeout   time.Duration
 	SyncMinInterval time.Duration
 	SyncMaxInterval time.Duration
@@ -71,6 +74,7 @@ func (c *Common) Flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or console")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "host:port for /metrics, /healthz and /livez; empty disables")
+	fs.BoolVar(&c.Profiling, "profiling", c.Profiling, "serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on --metrics-addr")
 	fs.DurationVar(&c.HealthTimeout, "health-timeout", c.HealthTimeout, "unhealthy when a queued change waits longer than this")
 	fs.DurationVar(&c.SyncMinInterval, "sync-min-interval", c.SyncMinInterval, "minimum time between two syncs (changes in between are coalesced)")
 	fs.DurationVar(&c.SyncMaxInterval, "sync-max-interval", c.SyncMaxInterval, "maximum time between two syncs (periodic full resync repairs drift)")

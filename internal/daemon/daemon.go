@@ -98,6 +98,9 @@ func New(spec Spec, cfg config.Common, log *zap.Logger) (*Daemon, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	health.Register(mux, d.tracker)
+	if cfg.Profiling {
+		registerProfiling(mux)
+	}
 	d.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	reporters := make([]statusapi.PeerReporter, len(d.watchers))

@@ -242,6 +242,26 @@ func TestHealthyDaemonServesMetrics(t *testing.T) {
 	}
 }
 
+// Profiles are served only with --profiling.
+func TestProfilingOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		runDir := shortRunDir(t)
+		cfg := testConfig("firewalld", runDir)
+		cfg.Peers, cfg.Profiling = nil, on
+		d := startDaemon(t, Spec{Name: "firewalld"}, cfg)
+		base := "http://" + d.MetricsAddr().String()
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
+			if code, _ := get(t, base+path); code != want {
+				t.Errorf("profiling %v: %s = %d, want %d", on, path, code, want)
+			}
+		}
+	}
+}
+
 func TestSecondInstanceRefusesToStart(t *testing.T) {
 	runDir := shortRunDir(t)
 	cfg := testConfig("routerd", runDir)

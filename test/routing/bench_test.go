@@ -5,6 +5,8 @@ package routing
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -64,13 +66,22 @@ import (
 // installed:
 //
 //	go test -tags kernel -run '^$' -bench Convergence5k -benchtime 1x ./test/routing/
+//
+// With NODENET_BENCH_CPUPROFILE=<file>, routerd runs with --profiling and
+// its CPU profile over the first announce is written to the file (for
+// `go tool pprof`).
 func BenchmarkConvergence5k(b *testing.B) {
 	requireBIRD(b)
 	announcer := netns.WorldIP()
-	f := newFixtureWith(b, fixtureConfig{nodes: 2, routerdArgs: []string{
+	profile := os.Getenv("NODENET_BENCH_CPUPROFILE")
+	args := []string{
 		"--full-mesh=false", // the Node of node1 is BIRD's: no session with it
 		fmt.Sprintf("--peer=address=%s asn=%d", announcer, announcerASN),
-	}})
+	}
+	if profile != "" {
+		args = append(args, "--profiling")
+	}
+	f := newFixtureWith(b, fixtureConfig{nodes: 2, routerdArgs: args})
 	rd, rnode, bnode := f.routerd[0], f.nodes[0], f.nodes[1]
 
 	phase := time.Now()
@@ -123,8 +134,19 @@ func BenchmarkConvergence5k(b *testing.B) {
 		}
 		rssNone += float64(kb)
 
+		var profiled chan error
+		if profile != "" && profiled == nil {
+			profiled = make(chan error, 1)
+			go func() { profiled <- cpuProfile(rnode.NetNS, profile) }()
+		}
 		res, n := runPhase(b, ann, receivers, "enable", benchRoutes)
 		pokes += n
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				b.Errorf("routerd's CPU profile: %v", err)
+			}
+			profile = ""
+		}
 		for _, r := range res {
 			sum[r.name+"-ms-after-last-update"] += ms(r.lastRoute.Sub(r.lastUpdate))
 			sum[r.name+"-ms-first-update-to-all"] += ms(r.lastRoute.Sub(r.firstUpdate))
@@ -191,6 +213,28 @@ func benchPrefixes() []string {
 		out[i] = netip.PrefixFrom(a, 29).String()
 	}
 	return out
+}
+
+// cpuProfile writes routerd's CPU profile over the next second (its
+// default --metrics-addr, in ns) to path.
+func cpuProfile(ns *netns.NetNS, path string) error {
+	resp, err := ns.HTTPClient(10 * time.Second).Get("http://127.0.0.1:10280/debug/pprof/profile?seconds=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

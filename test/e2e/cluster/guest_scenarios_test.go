@@ -256,7 +256,7 @@ func waitAllBackends(t *testing.T, ns *netns.NetNS, addr netip.AddrPort, backend
 // node i, from firewalld's /metrics.
 func (c *cluster) policyDrops(t *testing.T, i int, namespace, policy string) float64 {
 	t.Helper()
-	resp, err := harness.HTTPClientIn(c.nodes[i].NetNS, opTimeout).Get("http://" + firewalldMetrics + "/metrics")
+	resp, err := c.nodes[i].HTTPClient(opTimeout).Get("http://" + firewalldMetrics + "/metrics")
 	if err != nil {
 		t.Fatalf("firewalld's metrics on %s: %v", c.nodes[i].Name, err)
 	}

@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -132,26 +131,3 @@ func (e *pollError) Error() string {
 }
 
 func (e *pollError) Unwrap() error { return e.err }
-
-// HTTPClientIn is an HTTP client whose connections are made inside ns (a
-// daemon's /metrics on the node's loopback), one per request.
-func HTTPClientIn(ns *netns.NetNS, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				var c net.Conn
-				err := ns.Do(func() error {
-					var d net.Dialer
-					var err error
-					// tcp4 and a literal address: one attempt, on this
-					// thread, so the socket is made in ns.
-					c, err = d.DialContext(ctx, "tcp4", addr)
-					return err
-				})
-				return c, err
-			},
-		},
-	}
-}

@@ -79,7 +79,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.ipvs = ipvsClient(t, e.n0.NetNS)
-	e.http = harness.HTTPClientIn(e.n0.NetNS, opTimeout)
+	e.http = e.n0.HTTPClient(opTimeout)
 	e.admin = harness.AdminClient(t)
 	phase := time.Now()
 
