@@ -322,7 +322,7 @@ func (f *fixture) restartRouterd(b *testing.B, announcer netip.Addr) int {
 	b.Helper()
 	ctx, cancel := stepContext(b, startTimeout)
 	defer cancel()
-	w := f.watchRoutes(b, []int{0})
+	w := netns.WatchRoutes(b, routeProtocol, f.nodes[0])
 	r := f.routerd[0]
 	if err := r.Stop(); err != nil {
 		b.Fatal(err)
@@ -334,7 +334,7 @@ func (f *fixture) restartRouterd(b *testing.B, announcer netip.Addr) int {
 		b.Fatal(err)
 	}
 	f.waitPeerInSync(b, ctx, announcer, benchRoutes, "routerd back in sync after its restart")
-	events := w.stop(b)
+	events := w.Stop(b, convergeTimeout)
 	if len(events) > 0 {
 		b.Logf("route events of protocol %d during routerd's restart (want none):\n%s", routeProtocol, joinEvents(events[:min(len(events), 20)]))
 	}

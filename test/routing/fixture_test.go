@@ -163,6 +163,17 @@ func (f *fixture) timing(what string, d time.Duration) {
 }
 
 // live are the indexes of the nodes not deleted.
+// watchRoutes watches routerd's route notifications in the nodes given
+// by index.
+func (f *fixture) watchRoutes(t testing.TB, idx []int) *netns.RouteWatch {
+	t.Helper()
+	var nodes []*netns.Node
+	for _, i := range idx {
+		nodes = append(nodes, f.nodes[i])
+	}
+	return netns.WatchRoutes(t, routeProtocol, nodes...)
+}
+
 func (f *fixture) live() []int {
 	var out []int
 	for i := range f.nodes {

@@ -320,7 +320,7 @@ func (f *fixture) testRestart(t *testing.T) {
 		}
 	}
 
-	events := w.stop(t)
+	events := w.Stop(t, convergeTimeout)
 	exchanges, maxGap, err := s.stop()
 	if err != nil {
 		t.Errorf("the long-lived connection pod0 → pod1 broke: %v", err)
@@ -356,14 +356,14 @@ func (f *fixture) testNodeDeleted(t *testing.T) {
 	d := f.waitRoutes(t, convergeTimeout, fmt.Sprintf("%s's pod CIDR route gone from the other nodes", f.nodes[gone].Name))
 	f.timing("node-deleted: Node deleted to its route gone everywhere", d)
 	f.waitBGPInSync(t, ctx, fmt.Sprintf("%s no longer a BGP peer", f.nodes[gone].Name))
-	events := w.stop(t)
+	events := w.Stop(t, convergeTimeout)
 
 	var want, got []string
 	for _, i := range stay {
 		want = append(want, fmt.Sprintf("%s delete %s", f.nodes[i].Name, f.cidrs[gone]))
 	}
 	for _, e := range events {
-		got = append(got, fmt.Sprintf("%s %s %s", e.node, e.kind, e.dst))
+		got = append(got, fmt.Sprintf("%s %s %s", e.Node, e.Kind, e.Dst))
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -386,7 +386,7 @@ func (f *fixture) testNodeDeleted(t *testing.T) {
 	}
 }
 
-func joinEvents(events []routeEvent) string {
+func joinEvents(events []netns.RouteEvent) string {
 	var b strings.Builder
 	for _, e := range events {
 		fmt.Fprintf(&b, "  %s\n", e)
