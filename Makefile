@@ -106,5 +106,10 @@ clean: ## Remove build output.
 	rm -rf $(OUT)
 
 .PHONY: demo
-demo: build ## Run the local demo (today: the three daemons of one node, with live status).
+# NODENET_DEMO_HOLD=0 ends it once shown (a script's check), cleaning up as Ctrl-C does.
+demo: deps controlplane cni-plugins vm-assets ## The local demo: a real control plane, 3 nodes with the three daemons in a VM; shows BGP routes, IPVS, round robin, NodePort, NetworkPolicy, then runs until Ctrl-C.
 	./hack/demo.sh
+
+.PHONY: demo-check
+demo-check: deps controlplane cni-plugins vm-assets ## Check make demo without a terminal: shown then stopped (NODENET_DEMO_HOLD=0), and stopped by Ctrl-C, nothing left.
+	./hack/check-demo.sh

@@ -59,6 +59,10 @@ type PeerStatus struct {
 	Name      string `json:"name"`
 	Connected bool   `json:"connected"`
 	LastError string `json:"lastError"`
+	// Incarnation and Generation are of the last facts received from the
+	// peer: a new incarnation is a new process.
+	Incarnation string `json:"incarnation"`
+	Generation  Uint64 `json:"generation"`
 }
 
 // BGPPeer is one neighbour of routerd's BGP speaker.

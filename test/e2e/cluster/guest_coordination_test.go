@@ -309,12 +309,8 @@ func (c *cluster) testCNIAfterFirewalld(t *testing.T, ns string) {
 // peerConnected says whether the daemon of r is connected to its peer
 // daemon name, and whether it knows that peer at all.
 func peerConnected(r daemonproc.Report, name string) (connected, known bool) {
-	for _, p := range r.Status.Peers {
-		if p.Name == name {
-			return p.Connected, true
-		}
-	}
-	return false, false
+	p, ok := findPeer(r, name)
+	return p.Connected, ok
 }
 
 // viaRoute routes prefix in the world via a node, as a router that

@@ -20,12 +20,16 @@ const (
 	scenarioDemo     = "1 demo: pod to pod, ClusterIP round robin, NodePort, policy"
 	scenarioSameNode = "2 same-node service traffic policed"
 	scenarioCoord    = "3 coordination: VIP once programmed, ETP Local, CNI after firewalld"
+	scenarioToggles  = "4 toggles: firewalld, proxyd or routerd disabled on a node"
+	scenarioRestart  = "5 kill -9 and restart of every daemon, upgrades: nothing dropped"
+	scenarioBad      = "6 bad input: evented, everything else works"
 )
 
 // TestGuest is the guest half (see the package comment).
 func TestGuest(t *testing.T) {
 	harness.SkipUnlessGuest(t, "TestClusterInVM")
-	sum := harness.NewSummary(t, scenarioSetup, scenarioDemo, scenarioSameNode, scenarioCoord)
+	sum := harness.NewSummary(t, scenarioSetup, scenarioDemo, scenarioSameNode, scenarioCoord,
+		scenarioToggles, scenarioRestart, scenarioBad)
 
 	done := sum.Step(scenarioSetup)
 	c := func() *cluster {
@@ -36,6 +40,9 @@ func TestGuest(t *testing.T) {
 	sum.Run(t, scenarioDemo, c.testDemo)
 	sum.Run(t, scenarioSameNode, c.testSameNode)
 	sum.Run(t, scenarioCoord, c.testCoordination)
+	sum.Run(t, scenarioToggles, c.testToggles)
+	sum.Run(t, scenarioRestart, c.testRestart)
+	sum.Run(t, scenarioBad, c.testBadInput)
 	c.logMemory(t)
 }
 

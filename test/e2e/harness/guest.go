@@ -17,12 +17,16 @@ import (
 
 // The guest half's side: what RunGuest gave the guest test binary.
 
-// SkipUnlessGuest skips t unless RunGuest started the binary (in the VM);
-// host names the host half's test, for the message.
+// SkipUnlessGuest skips t unless RunGuest started the binary (in the VM)
+// for the tests, not for the demo (EnvDemo); host names the host half's
+// test, for the message.
 func SkipUnlessGuest(t testing.TB, host string) {
 	t.Helper()
 	if os.Getenv(EnvAPIServer) == "" {
 		t.Skipf("the guest half of %s: run by it, in the VM (go test -tags e2e)", host)
+	}
+	if os.Getenv(EnvDemo) != "" {
+		t.Skipf("the guest half of %s: not in the demo (%s is set)", host, EnvDemo)
 	}
 }
 

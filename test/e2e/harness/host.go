@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -50,9 +51,29 @@ type Config struct {
 	// Modules are loaded in the VM before the guest starts; nil means
 	// vm.DefaultModules().
 	Modules []string
-	// Timeout bounds the VM run, boot included; 0 means DefaultTimeout.
+	// Timeout bounds the VM run, boot included; 0 means DefaultTimeout,
+	// NoTimeout none (the demo runs until it is stopped).
 	Timeout time.Duration
+	// Context, when set, ends the run when it is done: the VM is killed
+	// and RunGuest returns without failing t, since ending it was the
+	// caller's choice (the demo's Ctrl-C). nil means t's context, whose
+	// end is a failure.
+	Context context.Context
+	// Run selects the guest's tests (its -test.run); "" runs them all.
+	Run string
+	// Env is more of the guest's environment (NAME=value), e.g. EnvDemo.
+	Env []string
+	// Stdout receives the guest's standard output; nil means t.Output().
+	Stdout io.Writer
+	// AdminKubeconfig, when set, is where the admin's kubeconfig for the
+	// host (kubectl beside the run; its server is the control plane on the
+	// host's loopback) is written before the VM boots; it is removed when
+	// t ends.
+	AdminKubeconfig string
 }
+
+// NoTimeout as Config.Timeout leaves the VM run unbounded.
+const NoTimeout time.Duration = -1
 
 // RunGuest runs the guest half of t's package in a VM against a control
 // plane on the host (see the package comment), and fails t when the guest
@@ -88,7 +109,11 @@ func RunGuest(t *testing.T, cfg Config) {
 		guestBin, cni          string
 		binErr, guestErr, cErr error
 	)
-	buildCtx, stopBuilds := context.WithCancel(t.Context())
+	base := t.Context()
+	if cfg.Context != nil {
+		base = cfg.Context
+	}
+	buildCtx, stopBuilds := context.WithCancel(base)
 	defer func() {
 		stopBuilds()
 		wg.Wait()
@@ -101,6 +126,10 @@ func RunGuest(t *testing.T, cfg Config) {
 	wg.Go(func() { cni, cErr = cniPlugins(buildCtx, root) })
 	cp := controlplane.StartForTestWith(t, controlplane.Options{ServingIPs: []net.IP{net.ParseIP(vm.ForwardAddr)}})
 	wg.Wait()
+	if cfg.Context != nil && cfg.Context.Err() != nil {
+		t.Log("stopped before the VM booted")
+		return
+	}
 	if err := errors.Join(binErr, guestErr, cErr); err != nil {
 		t.Fatal(err)
 	}
@@ -144,18 +173,38 @@ func RunGuest(t *testing.T, cfg Config) {
 	for _, d := range cfg.Daemons {
 		env = append(env, EnvBinPrefix+strings.ToUpper(d)+"="+bins[d])
 	}
+	env = append(env, cfg.Env...)
+	if cfg.AdminKubeconfig != "" {
+		t.Cleanup(func() { _ = os.Remove(cfg.AdminKubeconfig) })
+		if err := writeKubeconfig(cfg.AdminKubeconfig, cp.URL, cp, controlplane.Admin); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), cfg.Timeout)
+	ctx, cancel := context.WithCancel(base)
 	defer cancel()
+	guestTimeout, vmTimeout := time.Duration(0), time.Duration(0) // 0: none, for both
+	if cfg.Timeout != NoTimeout {
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+		guestTimeout, vmTimeout = cfg.Timeout-30*time.Second, cfg.Timeout
+	}
 	// -test.v always: the guest's progress streams into this test's output.
-	args := []string{guestBin, "-test.v", "-test.timeout=" + (cfg.Timeout - 30*time.Second).String()}
+	args := []string{guestBin, "-test.v", "-test.timeout=" + guestTimeout.String()}
+	if cfg.Run != "" {
+		args = append(args, "-test.run="+cfg.Run)
+	}
+	stdout := cfg.Stdout
+	if stdout == nil {
+		stdout = t.Output()
+	}
 	setup := time.Since(begin)
 	vmStart := time.Now()
 	code, err := vm.Run(ctx, vm.Options{
 		Command:      args,
 		Env:          env,
 		Dir:          filepath.Dir(guestBin),
-		Stdout:       t.Output(),
+		Stdout:       stdout,
 		Stderr:       t.Output(),
 		Log:          t.Output(),
 		Forwards:     []vm.Forward{{GuestPort: uint16(port), Host: net.JoinHostPort("127.0.0.1", u.Port())}},
@@ -164,9 +213,13 @@ func RunGuest(t *testing.T, cfg Config) {
 		MemoryMiB:    cfg.MemoryMiB,
 		CPUs:         vmCPUs(cfg.CPUs),
 		Modules:      cfg.Modules,
-		Timeout:      cfg.Timeout,
+		Timeout:      vmTimeout,
 	})
 	vmTime := time.Since(vmStart)
+	if cfg.Context != nil && cfg.Context.Err() != nil {
+		t.Logf("stopped after %v: the VM was killed", vmTime.Round(time.Millisecond))
+		return
+	}
 	failed := err != nil || code != 0
 	if failed {
 		dumpLogs(t, out)
