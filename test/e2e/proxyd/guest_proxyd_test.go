@@ -4,141 +4,59 @@ package proxyd
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodenet/nodenet/test/controlplane"
+	"github.com/nodenet/nodenet/test/daemonproc"
+	"github.com/nodenet/nodenet/test/e2e/harness"
 )
 
-// proxydProc is the proxyd binary running in node0's namespace.
-type proxydProc struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error // Wait's, once done is closed
-}
-
-// proxydEnv is proxyd's whole environment: nothing of the test's, whose
-// NODENET_* variables proxyd would read as flags.
-func proxydEnv() []string {
-	return []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-}
-
-// startProxyd starts `proxyd run` in node0, logging to a file of the
-// shared output directory. It is killed when TestGuest ends, if still
-// running.
-func (e *env) startProxyd(t *testing.T) *proxydProc {
+// newProxyd prepares proxyd in node0 (test/daemonproc): alone (--peers=,
+// its node facts from the Node object), its /metrics at metricsAddr, its
+// logs in the shared output directory. Make it after the relay: its
+// cleanup (a kill, if still running) must come first.
+func (e *env) newProxyd(t *testing.T) *daemonproc.Daemon {
 	t.Helper()
-	e.runs++
-	p := &proxydProc{log: filepath.Join(e.out, fmt.Sprintf("proxyd-run%d.log", e.runs)), done: make(chan struct{})}
-	f, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(e.proxydBin, "run",
-		"--kubeconfig="+e.proxydKubeconfig,
-		"--node-name="+e.n0.Name,
-		"--run-dir="+e.runDir,
-		"--metrics-addr="+metricsAddr,
-		"--peers=", // proxyd alone: node facts from the Node object
-		"--log-format=console")
-	p.cmd.Env = proxydEnv()
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	// No Pdeathsig: it would fire when the thread that started proxyd
-	// (NetNS.Start's, thrown away at once) exits.
-	if err := e.n0.Start(p.cmd); err != nil {
-		_ = f.Close()
+	return daemonproc.New(t, daemonproc.Config{
+		Daemon: "proxyd", Bin: harness.Binary(t, "proxyd"), Node: e.n0,
+		Kubeconfig: harness.Kubeconfig(t, controlplane.Proxyd),
+		Args:       []string{"--metrics-addr=" + metricsAddr, "--peers="},
+		LogDir:     harness.Out(t),
+	})
+}
+
+// startProxyd starts a new run of proxyd.
+func (e *env) startProxyd(t *testing.T) {
+	t.Helper()
+	if err := e.proxyd.Start(); err != nil {
 		t.Fatalf("start proxyd: %v", err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		_ = f.Close()
-		close(p.done)
-	}()
-	e.t.Cleanup(p.kill)
-	return p
 }
 
-// stop sends SIGTERM and waits for a clean exit.
-func (p *proxydProc) stop(t *testing.T) {
+// stopProxyd sends SIGTERM and waits for a clean exit.
+func (e *env) stopProxyd(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(startTimeout):
-		t.Fatalf("proxyd did not stop within %v of SIGTERM; log:\n%s", startTimeout, p.tail())
-	}
-	if p.err != nil {
-		t.Fatalf("proxyd exited with %v after SIGTERM; log:\n%s", p.err, p.tail())
+	if err := e.proxyd.Stop(); err != nil {
+		t.Fatalf("%v; log:\n%s", err, e.proxydLog())
 	}
 }
 
-func (p *proxydProc) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *proxydProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// tail is the end of proxyd's log.
-func (p *proxydProc) tail() string { return tailOf(p.log, 16<<10) }
-
-func tailOf(path string, limit int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > limit {
-		_, _ = f.Seek(-limit, io.SeekEnd)
-	}
-	b, _ := io.ReadAll(f)
-	return string(b)
-}
+// proxydLog is the end of proxyd's logs.
+func (e *env) proxydLog() string { return e.proxyd.Logs(16 << 10) }
 
 // cleanup runs `proxyd cleanup` in node0 (the n-th time) and checks it
 // succeeds.
 func (e *env) cleanup(t *testing.T, n int) {
 	t.Helper()
-	log := filepath.Join(e.out, fmt.Sprintf("proxyd-cleanup%d.log", n))
-	f, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(e.proxydBin, "cleanup", "--node-name="+e.n0.Name, "--run-dir="+e.runDir, "--kubeconfig="+e.proxydKubeconfig)
-	cmd.Env = proxydEnv()
-	cmd.Stdout, cmd.Stderr = f, f
 	begin := time.Now()
-	if err := e.n0.Start(cmd); err != nil {
-		_ = f.Close()
+	if err := e.proxyd.Cleanup(ctxFor(t, startTimeout)); err != nil {
 		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	_ = f.Close()
-	if err != nil {
-		t.Fatalf("proxyd cleanup: %v; output:\n%s", err, tailOf(log, 16<<10))
 	}
 	t.Logf("proxyd cleanup #%d took %v", n, time.Since(begin).Round(time.Millisecond))
 }
@@ -239,20 +157,20 @@ func (e *env) waitSynced(t *testing.T) metrics {
 	t.Helper()
 	defer func() {
 		if t.Failed() {
-			t.Logf("proxyd's log:\n%s", e.proxyd.tail())
+			t.Logf("proxyd's log:\n%s", e.proxydLog())
 		}
 	}()
 	var m metrics
 	waitFor(t, startTimeout, "proxyd synced", func() (bool, string) {
-		if e.proxyd.exited() {
-			t.Fatalf("proxyd exited: %v; log:\n%s", e.proxyd.err, e.proxyd.tail())
+		if !e.proxyd.Running() {
+			t.Fatalf("proxyd exited: %v; log:\n%s", e.proxyd.ExitError(), e.proxydLog())
 		}
 		var err error
 		if m, err = e.fetchMetrics(); err != nil {
 			return false, err.Error()
 		}
 		if f := m.sum("proxyd_sync_failures_total"); f > 0 {
-			t.Fatalf("proxyd: %g failed syncs; log:\n%s", f, e.proxyd.tail())
+			t.Fatalf("proxyd: %g failed syncs; log:\n%s", f, e.proxydLog())
 		}
 		if len(m.writes()) == 0 {
 			t.Fatalf("proxyd exports no proxyd_kernel_writes_total")

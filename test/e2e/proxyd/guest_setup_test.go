@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodenet/nodenet/test/controlplane"
+	"github.com/nodenet/nodenet/test/daemonproc"
 	"github.com/nodenet/nodenet/test/e2e/harness"
 	"github.com/nodenet/nodenet/test/netns"
 	"github.com/nodenet/nodenet/test/netns/echo"
@@ -54,9 +55,7 @@ type env struct {
 	ipvs   ipvs.Client // in node0's namespace
 	http   *http.Client
 
-	proxydBin, proxydKubeconfig, runDir, out string
-	proxyd                                   *proxydProc
-	runs                                     int
+	proxyd *daemonproc.Daemon
 	// pristine is node0's kernel state before proxyd first ran.
 	pristine snapshot
 }
@@ -65,13 +64,9 @@ type env struct {
 func setup(t *testing.T) *env {
 	begin := time.Now()
 	e := &env{
-		t:                t,
-		pods:             map[string]*netns.Pod{},
-		svcs:             map[string]*corev1.Service{},
-		proxydBin:        harness.Binary(t, "proxyd"),
-		proxydKubeconfig: harness.Kubeconfig(t, controlplane.Proxyd),
-		runDir:           t.TempDir(),
-		out:              harness.Out(t),
+		t:    t,
+		pods: map[string]*netns.Pod{},
+		svcs: map[string]*corev1.Service{},
 	}
 	e.topo = netns.New(t, netns.Options{Nodes: 2})
 	e.n0, e.n1 = e.topo.Node(0), e.topo.Node(1)
@@ -159,8 +154,9 @@ func setup(t *testing.T) *env {
 
 	phase = time.Now()
 	e.startRelay(t)
+	e.proxyd = e.newProxyd(t)
 	gen, routes := e.nftGeneration(t), e.watchRoutes(t)
-	e.proxyd = e.startProxyd(t)
+	e.startProxyd(t)
 	m := e.waitSynced(t)
 	t.Logf("setup: proxyd started and synced in %v; its first syncs wrote %v", time.Since(phase).Round(time.Millisecond), m.writes())
 	e.waitProgrammed(t)

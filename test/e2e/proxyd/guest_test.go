@@ -145,7 +145,7 @@ func (e *env) testRestart(t *testing.T) {
 	gen, routes := e.nftGeneration(t), e.watchRoutes(t)
 
 	begin := time.Now()
-	e.proxyd.stop(t)
+	e.stopProxyd(t)
 	t.Logf("proxyd stopped in %v", time.Since(begin).Round(time.Millisecond))
 	e.sameConnection(t, first, e.ask(t, s), "with proxyd stopped")
 	if d := diffSnapshots(before, e.snapshot(t)); d != "" {
@@ -153,7 +153,7 @@ func (e *env) testRestart(t *testing.T) {
 	}
 
 	begin = time.Now()
-	e.proxyd = e.startProxyd(t)
+	e.startProxyd(t)
 	m := e.waitSynced(t)
 	t.Logf("proxyd restarted and synced in %v", time.Since(begin).Round(time.Millisecond))
 	if w := m.writes(); w.total() != 0 {
@@ -234,7 +234,7 @@ func (e *env) testDrain(t *testing.T) {
 // (foreign IPVS services, a foreign local route and a foreign nftables
 // table included). A second cleanup finds nothing to do.
 func (e *env) testCleanup(t *testing.T) {
-	e.proxyd.stop(t)
+	e.stopProxyd(t)
 	e.cleanup(t, 1)
 	if d := diffSnapshots(e.pristine, e.snapshot(t)); d != "" {
 		t.Fatalf("after proxyd cleanup the kernel differs from before proxyd ran:\n%s", d)
