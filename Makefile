@@ -72,7 +72,7 @@ controlplane: ## Build kube-apiserver, kube-controller-manager and etcd once (ca
 
 .PHONY: test-all
 # The cached builds come first, so no go test waits on one (or times out).
-test-all: deps controlplane cni-plugins vm-assets verify test test-kernel test-vm e2e ## Everything CI runs: install deps, verify, all test layers.
+test-all: deps controlplane cni-plugins vm-assets verify test test-kernel test-vm e2e demo-check ## Everything CI runs: install deps, verify, all test layers, and the demo (shown, then stopped both ways).
 
 .PHONY: deps
 deps: ## Install what the tests need (idempotent; Debian packages need root).

@@ -1,3 +1,5 @@
+//go:build e2e || e2eguest
+
 package cluster
 
 // What the host half gives the guest for the upgrade of scenario 5: the
