@@ -203,10 +203,17 @@ func peerToAPI(g model.Global, p model.Peer, restarting bool) (*api.Peer, error)
 			LocalRestarting: restarting,
 		}
 	}
-	// Both unicast families on every session, whatever its transport:
-	// IPv6 prefixes travel over an IPv4 session with MP-BGP. A peer that
-	// does not offer a family simply does not negotiate it.
-	for _, f := range []*api.Family{familyIPv4, familyIPv6} {
+	// IPv4 unicast on every session; IPv6 unicast too in a dual-stack
+	// cluster (IPv6 prefixes travel over an IPv4 session with MP-BGP) and
+	// with a peer reached over IPv6. Not always both: GoBGP sends an
+	// End-of-RIB for every configured family, even one the peer did not
+	// negotiate, which BIRD logs ("Unexpected AF") and a strict router may
+	// answer with a NOTIFICATION.
+	families := []*api.Family{familyIPv4}
+	if g.IPv6 || p.Address.Is6() {
+		families = append(families, familyIPv6)
+	}
+	for _, f := range families {
 		ap.AfiSafis = append(ap.AfiSafis, &api.AfiSafi{
 			Config:            &api.AfiSafiConfig{Family: f, Enabled: true},
 			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: gr}},

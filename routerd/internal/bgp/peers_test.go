@@ -137,11 +137,16 @@ func TestValidatePeer(t *testing.T) {
 }
 
 func TestPeerToAPI(t *testing.T) {
-	afiSafis := func(gr bool) []*api.AfiSafi {
-		return []*api.AfiSafi{
-			{Config: &api.AfiSafiConfig{Family: familyIPv4, Enabled: true}, MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: gr}}},
-			{Config: &api.AfiSafiConfig{Family: familyIPv6, Enabled: true}, MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: gr}}},
+	afiSafis := func(gr bool, families ...*api.Family) []*api.AfiSafi {
+		if len(families) == 0 {
+			families = []*api.Family{familyIPv4}
 		}
+		var out []*api.AfiSafi
+		for _, f := range families {
+			out = append(out, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true},
+				MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: gr}}})
+		}
+		return out
 	}
 	timers := &api.Timers{Config: &api.TimersConfig{ConnectRetry: 5}}
 
@@ -158,6 +163,24 @@ func TestPeerToAPI(t *testing.T) {
 			AfiSafis:  afiSafis(false),
 		}
 		assertProto(t, got, want)
+	})
+	t.Run("families", func(t *testing.T) {
+		// IPv4 unicast only, unless the cluster is dual stack or the
+		// peer is reached over IPv6: GoBGP sends an End-of-RIB for every
+		// configured family, negotiated or not.
+		dual := testGlobal
+		dual.IPv6 = true
+		got, err := peerToAPI(dual, node(2), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertProto(t, &api.Peer{AfiSafis: got.AfiSafis}, &api.Peer{AfiSafis: afiSafis(false, familyIPv4, familyIPv6)})
+		v6 := model.Peer{Address: netip.MustParseAddr("2001:db8::1"), ASN: 65001, Kind: model.ExternalPeer}
+		got, err = peerToAPI(testGlobal, v6, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertProto(t, &api.Peer{AfiSafis: got.AfiSafis}, &api.Peer{AfiSafis: afiSafis(false, familyIPv4, familyIPv6)})
 	})
 	t.Run("who dials", func(t *testing.T) {
 		listen6 := testGlobal

@@ -180,7 +180,7 @@ func (c *Controller) syncBGP(ctx context.Context, in input, pn podNet, full bool
 
 func sameGlobal(a, b model.Global) bool {
 	return a.RouterID == b.RouterID && a.ASN == b.ASN && a.ListenPort == b.ListenPort && a.ClusterID == b.ClusterID &&
-		a.GracefulRestart == b.GracefulRestart && slices.Equal(a.ListenAddresses, b.ListenAddresses)
+		a.GracefulRestart == b.GracefulRestart && a.IPv6 == b.IPv6 && slices.Equal(a.ListenAddresses, b.ListenAddresses)
 }
 
 // syncRoutes installs the learned paths. Until the initial BGP sync is

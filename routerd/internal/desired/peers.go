@@ -57,7 +57,7 @@ func Peers(in PeersInput) (PeersResult, error) {
 		return PeersResult{}, fmt.Errorf("node %q has no IPv4 address in its status (the BGP router id)", in.Node)
 	}
 	me := roleOf(local, in.ASN, &ps)
-	res := PeersResult{Global: model.Global{RouterID: localIP, ASN: me.asn, ClusterID: me.server}}
+	res := PeersResult{Global: model.Global{RouterID: localIP, ASN: me.asn, ClusterID: me.server, IPv6: dualStack(in.Nodes)}}
 	seen := map[netip.Addr]string{localIP: "this node"}
 	add := func(p model.Peer) {
 		if by, dup := seen[p.Address]; dup {
@@ -138,4 +138,19 @@ func peersWith(me, r role, fullMesh bool) (peer, client bool) {
 		return false, false
 	}
 	return fullMesh, false
+}
+
+// dualStack says whether a node of the cluster has an IPv6 pod CIDR: then
+// the sessions carry IPv6 unicast too. (The CIDRs' problems are reported
+// where the routes are computed.)
+func dualStack(nodes []*corev1.Node) bool {
+	for _, n := range nodes {
+		cidrs, _ := PodCIDRs(n)
+		for _, c := range cidrs {
+			if c.Addr().Is6() {
+				return true
+			}
+		}
+	}
+	return false
 }

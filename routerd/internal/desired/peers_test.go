@@ -114,6 +114,22 @@ func TestPeersGlobal(t *testing.T) {
 	}
 }
 
+// The IPv6 family is on the sessions only when a node of the cluster has
+// an IPv6 pod CIDR.
+func TestPeersIPv6OnlyInDualStack(t *testing.T) {
+	v4 := []*corev1.Node{node("a", "198.18.0.1", "198.18.128.0/24"), node("b", "198.18.0.2", "198.18.129.0/24")}
+	res, err := Peers(PeersInput{Node: "a", Nodes: v4, ASN: 64512, FullMesh: true})
+	if err != nil || res.Global.IPv6 {
+		t.Errorf("IPv4 pod CIDRs only: IPv6 %v, %v; want false", res.Global.IPv6, err)
+	}
+	dual := node("b", "198.18.0.2", "198.18.129.0/24")
+	dual.Spec.PodCIDRs = append(dual.Spec.PodCIDRs, "2001:db8:1::/64")
+	res, err = Peers(PeersInput{Node: "a", Nodes: []*corev1.Node{v4[0], dual}, ASN: 64512, FullMesh: true})
+	if err != nil || !res.Global.IPv6 {
+		t.Errorf("a node with an IPv6 pod CIDR: IPv6 %v, %v; want true", res.Global.IPv6, err)
+	}
+}
+
 func TestPeersExternal(t *testing.T) {
 	global, errs := ParsePeerSpecs("address=198.18.9.1 asn=65000 password-secret=tor hold-time=30 multihop=2 port=1179")
 	if len(errs) != 0 {

@@ -73,6 +73,12 @@ type Global struct {
 	// GracefulRestart is how long peers keep this node's routes while it
 	// restarts (0: graceful restart off).
 	GracefulRestart time.Duration
+	// IPv6 configures the IPv6 unicast family on every session (the
+	// cluster has IPv6 pod CIDRs); IPv4 unicast always is. A family is
+	// configured only when used: GoBGP v3 sends an End-of-RIB for every
+	// configured family, negotiated or not, which other routers log or
+	// may refuse.
+	IPv6 bool
 }
 
 // Advertisement is a prefix this node announces, with itself as the next
