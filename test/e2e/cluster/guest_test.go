@@ -43,7 +43,24 @@ func TestGuest(t *testing.T) {
 	sum.Run(t, scenarioToggles, c.testToggles)
 	sum.Run(t, scenarioRestart, c.testRestart)
 	sum.Run(t, scenarioBad, c.testBadInput)
+	c.checkNoForbidden(t)
 	c.logMemory(t)
+}
+
+// checkNoForbidden fails t when a daemon's log says the API server
+// refused it something: each runs as its chart's service account
+// (controlplane.Identity, test/controlplane/rbac.yaml), so its role must
+// be enough for everything it does, in every scenario.
+func (c *cluster) checkNoForbidden(t *testing.T) {
+	for i, ds := range c.daemons {
+		for _, name := range daemonNames {
+			for line := range strings.SplitSeq(ds[name].Logs(1<<30), "\n") {
+				if strings.Contains(line, "forbidden") {
+					t.Errorf("%s on %s was refused by the API server: %s", name, c.nodes[i].Name, line)
+				}
+			}
+		}
+	}
 }
 
 // logMemory logs the VM's memory and the daemons' resident sets: what
