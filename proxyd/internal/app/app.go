@@ -67,14 +67,18 @@ func kernel(cfg controller.Config, writes *kernelWrites) (*reconcile.Reconciler,
 
 func newController(deps daemon.Deps, cfg controller.Config) (daemon.Controller, error) {
 	writes := newKernelWrites(deps.Metrics)
+	// IPVS first: opening its netlink family loads ip_vs on a node that
+	// has not loaded it yet, and with it the net.ipv4.vs.* settings,
+	// which do not exist before.
+	rec, table, closeKernel, err := kernel(cfg, writes)
+	if err != nil {
+		return nil, err
+	}
 	n, err := (isysctl.Sysctl{}).Apply(kernelSettings(cfg))
 	writes.add(writesSysctl, n)
 	if err != nil {
+		closeKernel()
 		return nil, fmt.Errorf("kernel settings: %w", err)
-	}
-	rec, table, _, err := kernel(cfg, writes)
-	if err != nil {
-		return nil, err
 	}
 	restCfg, err := kube.RESTConfig(deps.Config.Kubeconfig, "proxyd/"+version.Get().Version)
 	if err != nil {
