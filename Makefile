@@ -19,6 +19,10 @@ COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS    := -X github.com/nodenet/nodenet/internal/version.Version=$(VERSION) \
               -X github.com/nodenet/nodenet/internal/version.Commit=$(COMMIT)
 GOTEST     ?= go test
+# Images: every timestamp in them is the commit time, so a rebuild of the
+# same commit gives the same digests. REGISTRY=host[:port]/path pushes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+REGISTRY   ?=
 export GOWORK := $(CURDIR)/go.work
 
 .PHONY: help
@@ -32,6 +36,14 @@ build: ## Build the three daemons into _output/bin.
 .PHONY: test
 test: ## Unit tests of every module (no root needed).
 	$(GOTEST) -race -count=1 $(PKGS)
+	cd deploy/imagebuild && GOWORK=off $(GOTEST) -count=1 -timeout 30m ./...
+
+.PHONY: chart
+# Helm runs as a library (helm.sh/helm/v3 in test/chart/go.mod, a module outside
+# the workspace: Helm's dependencies must not raise the daemons'); no helm binary.
+# `cd test/chart && GOWORK=off go test . -update` rewrites the golden renders and test/controlplane/rbac.yaml.
+chart: controlplane ## Helm chart: lint and render every daemon subset in both layouts against golden files, guards, RBAC golden, one-daemon upgrade, server-side dry run.
+	cd test/chart && GOWORK=off $(GOTEST) -count=1 .
 
 .PHONY: cni-plugins
 cni-plugins: ## Build the CNI plugins the test pods are attached with (once; cached outside the repo).
@@ -72,7 +84,7 @@ controlplane: ## Build kube-apiserver, kube-controller-manager and etcd once (ca
 
 .PHONY: test-all
 # The cached builds come first, so no go test waits on one (or times out).
-test-all: deps controlplane cni-plugins vm-assets verify test test-kernel test-vm e2e demo-check ## Everything CI runs: install deps, verify, all test layers, and the demo (shown, then stopped both ways).
+test-all: deps controlplane cni-plugins vm-assets verify test chart test-kernel test-vm e2e demo-check ## Everything CI runs: install deps, verify, all test layers, and the demo (shown, then stopped both ways).
 
 .PHONY: deps
 deps: ## Install what the tests need (idempotent; Debian packages need root).
@@ -96,10 +108,20 @@ lint: tools ## go vet, staticcheck and buf lint.
 	$(TOOLS)/staticcheck -tags $(LINT_TAGS) $(PKGS)
 	for t in $(E2E_TAGS); do go vet -tags $$t ./test/e2e/... && $(TOOLS)/staticcheck -tags $$t ./test/e2e/...; done
 	cd api && $(TOOLS)/buf lint
+	cd deploy/imagebuild && GOWORK=off go vet ./... && GOWORK=off $(TOOLS)/staticcheck ./...
+	cd test/chart && GOWORK=off go vet ./... && GOWORK=off $(TOOLS)/staticcheck ./...
 
 .PHONY: verify
 verify: tools lint ## Fail when generated code, go.work, go.mod files or formatting are stale.
 	./hack/verify.sh $(TOOLS)
+
+.PHONY: images
+# The image builder has its own module outside the workspace (as tools/ has):
+# go-containerregistry's dependencies must not raise the daemons' versions.
+images: ## Images of the daemons (linux/amd64, linux/arm64) as OCI layouts in _output/images/<daemon>; REGISTRY=host/path also pushes.
+	cd deploy/imagebuild && GOWORK=off go build -o $(TOOLS)/ .
+	$(TOOLS)/imagebuild -repo $(CURDIR) -version $(VERSION) -commit $(COMMIT) \
+		-source-date-epoch $(SOURCE_DATE_EPOCH) -out $(OUT)/images $(if $(REGISTRY),-registry $(REGISTRY))
 
 .PHONY: clean
 clean: ## Remove build output.

@@ -12,6 +12,7 @@ packages=(
 	python3  # small checks in hack/verify.sh
 	nftables # the kernel tests check that nft lists firewalld's table (the daemons never run nft)
 	bird2    # routerd's BGP interop tests peer with BIRD (routerd/internal/bgp)
+	ca-certificates # make images copies the host's CA bundle into the images (nothing is downloaded)
 	# The VM layer (hack/vm-assets.sh): QEMU boots Debian's stock kernel
 	# with an initramfs of busybox; kmod's depmod indexes its modules.
 	qemu-system-x86

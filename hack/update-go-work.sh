@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Writes go.work: one workspace over the project's modules. Run by
 # `make generate`; `make verify` fails when the committed go.work differs.
-# The tools modules (tools/, tools/buf/) stay out of the workspace on purpose:
-# their dependencies must not raise the versions the daemons build with.
+# The tools modules (tools/, tools/buf/), the image builder
+# (deploy/imagebuild/) and the Helm chart's tests (test/chart/) stay out of
+# the workspace on purpose: their dependencies must not raise the versions
+# the daemons build with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-go.work}

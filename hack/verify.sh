@@ -28,7 +28,7 @@ if ! cmp -s go.work "$tmp/go.work"; then
 fi
 
 # go.mod / go.sum of every module, tools included.
-for m in api internal routerd proxyd firewalld test tools tools/buf test/controlplane/build/kube test/controlplane/build/etcd; do
+for m in api internal routerd proxyd firewalld test tools tools/buf deploy/imagebuild test/chart test/controlplane/build/kube test/controlplane/build/etcd; do
 	if ! out=$(cd "$m" && GOWORK=off go mod tidy -diff 2>&1); then
 		echo "$m/go.mod or go.sum is not tidy; run 'cd $m && GOWORK=off go mod tidy':" >&2
 		echo "$out" | head -40 >&2

@@ -134,8 +134,8 @@ func waitForEndpoint(ctx context.Context, t *testing.T, c kubernetes.Interface, 
 	return found
 }
 
-// checkRBAC makes real requests as the daemons: what rbac.yaml grants
-// succeeds, the rest is Forbidden.
+// checkRBAC makes real requests as the daemons: what rbac.yaml (the Helm
+// chart's RBAC, rendered) grants succeeds, the rest is Forbidden.
 func checkRBAC(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane) {
 	t.Helper()
 	clients := map[controlplane.Identity]kubernetes.Interface{}
@@ -207,6 +207,43 @@ func checkRBAC(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane)
 		}},
 		{controlplane.Firewalld, "patch nodes", false, func(c kubernetes.Interface) error {
 			_, err := c.CoreV1().Nodes().Patch(ctx, "node-1", types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+			return err
+		}},
+		// Each role stops at what its daemon uses: the rules of one daemon
+		// are not the others' (rbac.yaml is the chart's RBAC rendered).
+		{controlplane.Firewalld, "list secrets", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Secrets(controlplane.DaemonNamespace).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Firewalld, "list services", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Firewalld, "list namespaces", true, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Proxyd, "patch nodes", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Nodes().Patch(ctx, "node-1", types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+			return err
+		}},
+		{controlplane.Proxyd, "list pods", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Proxyd, "list networkpolicies", false, func(c kubernetes.Interface) error {
+			_, err := c.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Routerd, "list pods", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{controlplane.Routerd, "delete nodes", false, func(c kubernetes.Interface) error {
+			return c.CoreV1().Nodes().Delete(ctx, "node-1", metav1.DeleteOptions{})
+		}},
+		{controlplane.Routerd, "create secrets of its namespace", false, func(c kubernetes.Interface) error {
+			_, err := c.CoreV1().Secrets(controlplane.DaemonNamespace).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "x-"}}, metav1.CreateOptions{})
 			return err
 		}},
 	}

@@ -11,6 +11,6 @@
 //
 // Every identity is a static bearer token: the admin (system:masters), and
 // one per daemon (routerd, proxyd, firewalld) holding exactly the RBAC of
-// rbac.yaml, the manifest the Helm chart ships, so a daemon that needs a
+// rbac.yaml, the Helm chart's RBAC rendered, so a daemon that needs a
 // permission it was not granted fails here as it would in a cluster.
 package controlplane

@@ -18,7 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
-// rbacManifest is the daemons' RBAC, the same file the Helm chart ships.
+// rbacManifest is the daemons' RBAC: the Helm chart's, rendered for
+// kube-system (test/chart checks it is current).
 //
 //go:embed rbac.yaml
 var rbacManifest []byte
