@@ -306,6 +306,38 @@ func TestCommands(t *testing.T) {
 	if r := runMain(spec, "cleanup", "--run-dir", shortRunDir(t)); r.code != ExitOK || !strings.Contains(r.stderr, "nothing to clean up") {
 		t.Fatalf("cleanup: %+v", r)
 	}
+	if r := runMain(spec, "prepare"); r.code != ExitOK || !strings.Contains(r.stderr, "nothing to prepare") {
+		t.Fatalf("prepare: %+v", r)
+	}
+}
+
+// prepare parses the daemon's own flags, runs Prepare with them, and
+// fails when Prepare fails.
+func TestPrepareRunsWithTheDaemonsFlags(t *testing.T) {
+	var strict bool
+	var got []bool
+	fail := false
+	spec := Spec{
+		Name:  "proxyd",
+		Flags: func(fs *pflag.FlagSet) { fs.BoolVar(&strict, "strict-arp", false, "strict ARP") },
+		Prepare: func(_ context.Context, _ *zap.Logger, cfg config.Common) error {
+			got = append(got, strict)
+			if fail {
+				return errors.New("permission denied")
+			}
+			return nil
+		},
+	}
+	if r := runMain(spec, "prepare", "--strict-arp"); r.code != ExitOK || !strings.Contains(r.stderr, "prepared") {
+		t.Fatalf("prepare: %+v", r)
+	}
+	fail = true
+	if r := runMain(spec, "prepare"); r.code != ExitFailure || !strings.Contains(r.stderr, "permission denied") {
+		t.Fatalf("failing prepare: %+v", r)
+	}
+	if len(got) != 2 || !got[0] || got[1] {
+		t.Fatalf("Prepare saw --strict-arp %v, want [true false]", got)
+	}
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -60,7 +60,11 @@ func Main(spec Spec, env Env) int {
 	case "status":
 		return statusCmd(ctx, spec, env, args)
 	case "cleanup":
-		return cleanupCmd(ctx, spec, env, args)
+		return nodeCmd(ctx, spec, env, "cleanup", args, spec.Cleanup,
+			"nothing to clean up: this version of the daemon programs nothing on the node", "cleaned up")
+	case "prepare":
+		return nodeCmd(ctx, spec, env, "prepare", args, spec.Prepare,
+			"nothing to prepare: the daemon needs no kernel setting of the node", "prepared")
 	case "version":
 		return versionCmd(spec, env, args)
 	case "help":
@@ -78,6 +82,7 @@ func usage(spec Spec, w io.Writer) {
 	fmt.Fprintf(w, "  run       run the daemon (default)\n")
 	fmt.Fprintf(w, "  status    show the health and status of this node's nodenet daemons\n")
 	fmt.Fprintf(w, "  cleanup   remove everything %s owns from this node\n", spec.Name)
+	fmt.Fprintf(w, "  prepare   set the node's kernel settings %s relies on, and exit (a privileged init container)\n", spec.Name)
 	fmt.Fprintf(w, "  version   print the version\n")
 	fmt.Fprintf(w, "\nRun '%s <command> --help' for its flags. Every flag is also read from NODENET_<FLAG> (e.g. NODENET_NODE_NAME).\n", spec.Name)
 }
@@ -198,31 +203,34 @@ func statusCmd(ctx context.Context, spec Spec, env Env, args []string) int {
 	return code
 }
 
-func cleanupCmd(ctx context.Context, spec Spec, env Env, args []string) int {
+// nodeCmd runs a one-shot subcommand on the node (cleanup, prepare): the
+// daemon's flags, console logs, fn (nil: says none, and succeeds).
+func nodeCmd(ctx context.Context, spec Spec, env Env, name string, args []string,
+	fn func(context.Context, *zap.Logger, config.Common) error, none, done string) int {
 	cfg := spec.defaults(env)
-	fs := pflag.NewFlagSet(spec.Name+" cleanup", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet(spec.Name+" "+name, pflag.ContinueOnError)
 	cfg.Flags(fs)
 	if spec.Flags != nil {
 		spec.Flags(fs)
 	}
-	if ok, code := parse(spec, env, "cleanup", fs, args); !ok {
+	if ok, code := parse(spec, env, name, fs, args); !ok {
 		return code
 	}
 	log, err := logging.New(cfg.LogLevel, "console", env.Stderr)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "%s cleanup: %v\n", spec.Name, err)
+		fmt.Fprintf(env.Stderr, "%s %s: %v\n", spec.Name, name, err)
 		return ExitUsage
 	}
 	log = log.Named(spec.Name)
-	if spec.Cleanup == nil {
-		log.Info("nothing to clean up: this version of the daemon programs nothing on the node")
+	if fn == nil {
+		log.Info(none)
 		return ExitOK
 	}
-	if err := spec.Cleanup(ctx, log, cfg); err != nil {
-		log.Error("cleanup failed", zap.Error(err))
+	if err := fn(ctx, log, cfg); err != nil {
+		log.Error(name+" failed", zap.Error(err))
 		return ExitFailure
 	}
-	log.Info("cleaned up")
+	log.Info(done)
 	return ExitOK
 }
 

@@ -38,6 +38,13 @@ type Spec struct {
 	// Cleanup removes everything the daemon owns on the node, and nothing
 	// else. Nil means it owns nothing yet.
 	Cleanup func(ctx context.Context, log *zap.Logger, cfg config.Common) error
+	// Prepare sets the node up for the daemon with a privilege the daemon
+	// itself need not keep: the kernel settings it relies on (a
+	// container's /proc/sys is writable only when it is privileged).
+	// `<daemon> prepare` runs it, the chart as a privileged init
+	// container; run applies the same settings but writes only those that
+	// differ, so after prepare it writes none. Nil: nothing to prepare.
+	Prepare func(ctx context.Context, log *zap.Logger, cfg config.Common) error
 }
 
 // Deps is what the skeleton hands a controller.

@@ -7,7 +7,7 @@ import (
 
 // TestUpgradeOneDaemon renders the chart before and after `--set
 // <daemon>.image.tag=X` and checks the only difference is that daemon's
-// image line: no checksum or label shared by the containers changes, so
+// image lines (its container's and its init container's): no checksum or label shared by the containers changes, so
 // the other daemons' containers (in the split layout, their DaemonSets)
 // keep their spec. (In the combined layout the DaemonSet still replaces
 // the pod, and so restarts every container of it: that is what the split
@@ -37,9 +37,20 @@ func TestUpgradeOneDaemon(t *testing.T) {
 					changed = append(changed, old[i]+" → "+cur[i])
 				}
 			}
+			// The daemon's image lines: its container's, and its prepare
+			// init container's (proxyd, firewalld), which runs the same
+			// binary.
 			want := `image: "nodenet/` + d + `:0.1.0" → ` + strings.Repeat(" ", imageIndent(old, d)) + `image: "nodenet/` + d + `:v9.9.9"`
-			if len(changed) != 1 || strings.TrimSpace(changed[0]) != want {
-				t.Errorf("%s, %s upgraded: changed lines %q, want only %q", layout, d, changed, want)
+			images := strings.Count(before.Manifest, `image: "nodenet/`+d+`:0.1.0"`)
+			if images < 1 || (d == "proxyd" && images != 2) {
+				t.Fatalf("%s: %d image lines of %s; want its container's (and proxyd's prepare init container's)", layout, images, d)
+			}
+			ok := len(changed) == images
+			for _, c := range changed {
+				ok = ok && strings.TrimSpace(c) == want
+			}
+			if !ok {
+				t.Errorf("%s, %s upgraded: changed lines %q, want only %d × %q", layout, d, changed, images, want)
 			}
 		}
 	}

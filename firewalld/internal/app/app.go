@@ -34,6 +34,17 @@ func Spec() daemon.Spec {
 			log.Info("removing firewalld's nftables table")
 			return nft.New(tableConfig(cfg)).Delete()
 		},
+		// The chart's privileged init container: the bridge settings,
+		// when firewalld polices bridged traffic.
+		Prepare: func(_ context.Context, log *zap.Logger, _ config.Common) error {
+			if !cfg.BridgeNetfilter {
+				log.Info("--bridge-netfilter=false: no kernel setting to write")
+				return nil
+			}
+			n, err := (sysctl.Sysctl{}).Apply(bridgeSettings())
+			log.Info("kernel settings", zap.Int("written", n))
+			return err
+		},
 	}
 }
 

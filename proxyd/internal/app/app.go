@@ -37,7 +37,22 @@ func Spec() daemon.Spec {
 		Validate:      cfg.Validate,
 		NewController: func(deps daemon.Deps) (daemon.Controller, error) { return newController(deps, cfg) },
 		Cleanup:       func(ctx context.Context, log *zap.Logger, _ config.Common) error { return cleanup(log, cfg) },
+		Prepare:       func(_ context.Context, log *zap.Logger, _ config.Common) error { return prepare(log, cfg) },
 	}
+}
+
+// prepare writes the kernel settings run relies on (the chart's privileged
+// init container), IPVS opened first: that loads ip_vs, without which the
+// net.ipv4.vs.* settings do not exist.
+func prepare(log *zap.Logger, cfg controller.Config) error {
+	k, err := ipvs.NewKernel()
+	if err != nil {
+		return fmt.Errorf("IPVS: %w", err)
+	}
+	defer k.Close()
+	n, err := (isysctl.Sysctl{}).Apply(kernelSettings(cfg))
+	log.Info("kernel settings", zap.Int("written", n))
+	return err
 }
 
 // kernel opens proxyd's kernel adapters in the current network namespace;

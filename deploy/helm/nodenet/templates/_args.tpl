@@ -7,7 +7,7 @@ floats. The extra args come last, so they win.
 
 {{- define "nodenet.args.common" -}}
 {{- $v := index .root.Values .daemon -}}
-- run
+- {{ .cmd | default "run" }}
 - {{ printf "--peers=%s" (include "nodenet.peers" .) | quote }}
 - {{ printf "--log-level=%s" $v.logLevel | quote }}
 - {{ printf "--log-format=%s" .root.Values.logFormat | quote }}

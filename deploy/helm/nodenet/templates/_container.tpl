@@ -109,6 +109,46 @@ line and nothing else.
 {{- end -}}
 
 {{/*
+nodenet.prepareContainer: the init container that writes the kernel
+settings daemon's run relies on (`<daemon> prepare`, the same flags), so
+that the daemon's own container needs no privilege (dict root, daemon). A
+container's /proc/sys is writable only when it is privileged, and the
+kubelet refuses pod sysctls for hostNetwork pods: this short-lived
+container is the one privileged part of the chart. It uses the daemon's
+image, so an upgrade of the daemon changes its image line too.
+*/}}
+{{- define "nodenet.prepareContainer" -}}
+{{- $root := .root -}}
+{{- $d := .daemon -}}
+{{- $v := index $root.Values $d -}}
+- name: prepare-{{ $d }}
+  image: {{ include "nodenet.image" . | quote }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  args:
+    {{- include "nodenet.args.common" (dict "root" $root "daemon" $d "cmd" "prepare") | nindent 4 }}
+    {{- include (printf "nodenet.args.%s" $d) $root | nindent 4 }}
+    {{- range $v.args }}
+    - {{ . | quote }}
+    {{- end }}
+  securityContext:
+    runAsUser: 0
+    runAsGroup: 0
+    runAsNonRoot: false
+    readOnlyRootFilesystem: true
+    privileged: true
+{{- end -}}
+
+{{/*
+nodenet.prepared: whether daemon has an init container (dict root, daemon):
+proxyd, and firewalld when it polices bridged traffic (its only settings).
+*/}}
+{{- define "nodenet.prepared" -}}
+{{- $v := index .root.Values .daemon -}}
+{{- if and (eq .daemon "proxyd") $v.prepare }}true{{ end -}}
+{{- if and (eq .daemon "firewalld") $v.prepare $v.bridgeNetfilter }}true{{ end -}}
+{{- end -}}
+
+{{/*
 nodenet.podSpec: what every pod of the chart shares (dict root,
 serviceAccount); the caller adds containers and volumes.
 */}}
