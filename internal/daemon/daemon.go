@@ -119,6 +119,9 @@ func New(spec Spec, cfg config.Common, log *zap.Logger) (*Daemon, error) {
 		status.Details = det.StatusDetails
 	}
 	nodev1.RegisterStatusServiceServer(d.grpcServer, status)
+	if gs, ok := d.controller.(GRPCServer); ok {
+		gs.RegisterServices(d.grpcServer)
+	}
 	return d, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -71,6 +72,9 @@ func Main(spec Spec, env Env) int {
 		usage(spec, env.Stdout)
 		return ExitOK
 	default:
+		if c, ok := spec.Commands[cmd]; ok && c.Run != nil {
+			return extraCmd(ctx, spec, env, cmd, c, args)
+		}
 		fmt.Fprintf(env.Stderr, "%s: unknown command %q\n", spec.Name, cmd)
 		usage(spec, env.Stderr)
 		return ExitUsage
@@ -84,6 +88,10 @@ func usage(spec Spec, w io.Writer) {
 	fmt.Fprintf(w, "  cleanup   remove everything %s owns from this node\n", spec.Name)
 	fmt.Fprintf(w, "  prepare   set the node's kernel settings %s relies on, and exit (a privileged init container)\n", spec.Name)
 	fmt.Fprintf(w, "  version   print the version\n")
+	names := slices.Sorted(maps.Keys(spec.Commands))
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", name, spec.Commands[name].Summary)
+	}
 	fmt.Fprintf(w, "\nRun '%s <command> --help' for its flags. Every flag is also read from NODENET_<FLAG> (e.g. NODENET_NODE_NAME).\n", spec.Name)
 }
 
@@ -232,6 +240,22 @@ func nodeCmd(ctx context.Context, spec Spec, env Env, name string, args []string
 	}
 	log.Info(done)
 	return ExitOK
+}
+
+// extraCmd runs one of the daemon's own subcommands: its flags and
+// --run-dir, parsed like the fixed commands'.
+func extraCmd(ctx context.Context, spec Spec, env Env, name string, c Command, args []string) int {
+	cfg := spec.defaults(env)
+	fs := pflag.NewFlagSet(spec.Name+" "+name, pflag.ContinueOnError)
+	cfg.RunDirFlag(fs)
+	if c.Flags != nil {
+		c.Flags(fs)
+	}
+	if ok, code := parse(spec, env, name, fs, args); !ok {
+		return code
+	}
+	return c.Run(ctx, Invocation{Daemon: spec.Name, Socket: config.SocketPath(cfg.RunDir, spec.Name), RunDir: cfg.RunDir,
+		Stdout: env.Stdout, Stderr: env.Stderr})
 }
 
 func versionCmd(spec Spec, env Env, args []string) int {

@@ -1,12 +1,14 @@
 // Package daemon is the skeleton every nodenet daemon runs on: configuration,
 // logging, the sync runner, health, metrics, the gRPC socket with the
 // coordination and status services, the peers' watchers, and the
-// subcommands run, status, cleanup and version. A daemon supplies a Spec; its
-// main is one call to Main.
+// subcommands run, status, cleanup, prepare and version. A daemon supplies a
+// Spec, which may add subcommands and gRPC services of its own; its main is
+// one call to Main.
 package daemon
 
 import (
 	"context"
+	"io"
 	"time"
 
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // Spec describes one daemon.
@@ -45,6 +48,34 @@ type Spec struct {
 	// container; run applies the same settings but writes only those that
 	// differ, so after prepare it writes none. Nil: nothing to prepare.
 	Prepare func(ctx context.Context, log *zap.Logger, cfg config.Common) error
+	// Commands are the daemon's own subcommands beside the fixed ones
+	// (proxyd trace), by name; a name of a fixed one is never looked up.
+	Commands map[string]Command
+}
+
+// Command is one of a daemon's own subcommands: typically a client of the
+// daemon's socket, like status.
+type Command struct {
+	// Summary is its line in the usage.
+	Summary string
+	// Flags registers its flags (nil: none); the skeleton adds --run-dir
+	// and parses them, then the NODENET_* variables.
+	Flags func(fs *pflag.FlagSet)
+	// Run runs it once the flags are parsed and returns the exit code
+	// (ExitUsage for bad input it finds itself).
+	Run func(ctx context.Context, inv Invocation) int
+}
+
+// Invocation is what a Command runs with.
+type Invocation struct {
+	// Daemon is the daemon's name; Socket the path of its gRPC socket under
+	// --run-dir.
+	Daemon string
+	Socket string
+	// RunDir is --run-dir, where every daemon's socket is.
+	RunDir string
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Deps is what the skeleton hands a controller.
@@ -80,6 +111,13 @@ type Controller interface {
 // concurrently with Sync.
 type StatusDetailer interface {
 	StatusDetails(ctx context.Context, resp *nodev1.GetResponse)
+}
+
+// GRPCServer is a Controller that serves gRPC services of its own on the
+// daemon's socket (proxyd: its trace). RegisterServices is called once,
+// before the socket serves; the handlers run concurrently with Sync.
+type GRPCServer interface {
+	RegisterServices(s grpc.ServiceRegistrar)
 }
 
 // idle is the controller of a daemon whose logic has not landed: it owns and

@@ -21,6 +21,7 @@ import (
 	"github.com/nodenet/nodenet/proxyd/internal/nft"
 	"github.com/nodenet/nodenet/proxyd/internal/reconcile"
 	"github.com/nodenet/nodenet/proxyd/internal/sysctl"
+	"github.com/nodenet/nodenet/proxyd/internal/tracecmd"
 	"github.com/nodenet/nodenet/proxyd/internal/vip"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -38,6 +39,7 @@ func Spec() daemon.Spec {
 		NewController: func(deps daemon.Deps) (daemon.Controller, error) { return newController(deps, cfg) },
 		Cleanup:       func(ctx context.Context, log *zap.Logger, _ config.Common) error { return cleanup(log, cfg) },
 		Prepare:       func(_ context.Context, log *zap.Logger, _ config.Common) error { return prepare(log, cfg) },
+		Commands:      map[string]daemon.Command{"trace": tracecmd.Command()},
 	}
 }
 

@@ -40,6 +40,10 @@ type cacheEntry struct {
 	sliceVersions []string
 	nodeGen       uint64
 	result        desired.ServiceResult
+	// svc and slices are what result was computed from (the informer's
+	// objects, never modified): a trace explains result from them.
+	svc    *corev1.Service
+	slices []*discoveryv1.EndpointSlice
 }
 
 func newCache() *resultCache { return &resultCache{entries: map[types.NamespacedName]*cacheEntry{}} }
@@ -56,10 +60,19 @@ func (c *resultCache) result(svc *corev1.Service, sl []*discoveryv1.EndpointSlic
 	e := c.entries[key]
 	if e == nil || e.nodeGen != nodeGen || e.svcVersion != svc.ResourceVersion || !slices.Equal(e.sliceVersions, versions) ||
 		svc.ResourceVersion == "" {
-		e = &cacheEntry{svcVersion: svc.ResourceVersion, sliceVersions: versions, nodeGen: nodeGen, result: compute(svc, sl)}
+		e = &cacheEntry{svcVersion: svc.ResourceVersion, sliceVersions: versions, nodeGen: nodeGen, result: compute(svc, sl), svc: svc, slices: sl}
 		c.entries[key] = e
 	}
 	return e.result
+}
+
+// inputs returns what the Service's cached result was computed from.
+func (c *resultCache) inputs(key types.NamespacedName) (*corev1.Service, []*discoveryv1.EndpointSlice, bool) {
+	e := c.entries[key]
+	if e == nil {
+		return nil, nil, false
+	}
+	return e.svc, e.slices, true
 }
 
 // forget drops a Service that is gone.

@@ -82,7 +82,11 @@ type Controller struct {
 	masqueraded map[model.VSKey]*model.VirtualService
 	draining    int
 
-	// syncMu is held by Sync; Counts takes it to read the store.
+	// synced describes the last sync, for traces (guarded by syncMu).
+	synced syncRecord
+	now    func() time.Time
+
+	// syncMu is held by Sync; Counts and Trace take it to read the store.
 	syncMu sync.Mutex
 	mu     sync.Mutex // guards timer
 	timer  *time.Timer
@@ -93,7 +97,7 @@ var _ daemon.Controller = (*Controller)(nil)
 // New wires a controller; nothing runs before Start. events records the
 // problems on the objects (nil: logged and counted only).
 func New(deps daemon.Deps, cfg Config, client kubernetes.Interface, k Kernel, events EventRecorder) *Controller {
-	c := &Controller{log: deps.Log, cfg: cfg, deps: deps, kernel: k, cache: newCache(), store: newStore(), dirty: newDirtySet()}
+	c := &Controller{log: deps.Log, cfg: cfg, deps: deps, kernel: k, cache: newCache(), store: newStore(), dirty: newDirtySet(), now: time.Now}
 	c.problems = problems.New("proxyd", deps.Log, events, deps.Metrics)
 	// Services another proxy implements are not even cached.
 	notOthers := informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -228,7 +232,9 @@ func (c *Controller) Sync(ctx context.Context, full bool) error {
 	c.publish(res)
 	c.recheck(res.RecheckAfter)
 	c.draining = res.Draining
-	return errors.Join(errs...)
+	err = errors.Join(errs...)
+	c.synced.record(node, c.now(), err)
+	return err
 }
 
 // touched says which consumers of the merged state a sync changed.

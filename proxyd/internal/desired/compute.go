@@ -199,14 +199,7 @@ func (c *computation) service(svc *corev1.Service, slices_ []*discoveryv1.Endpoi
 			}
 			for _, a := range set.addrs {
 				s := pick(a)
-				useLocal := internalLocal
-				if set.kind.External() {
-					useLocal = externalLocal
-				}
-				eps := s.cluster
-				if useLocal {
-					eps = s.local
-				}
+				eps := s.forPolicy(policyLocal(set.kind, internalLocal, externalLocal))
 				vs := &model.VirtualService{
 					VSKey:              model.VSKey{Addr: a, Port: port, Proto: proto},
 					Scheduler:          sched,
@@ -232,6 +225,15 @@ func (c *computation) service(svc *corev1.Service, slices_ []*discoveryv1.Endpoi
 			c.out.HealthCheck = &model.HealthCheck{Service: name, Port: uint16(svc.Spec.HealthCheckNodePort), LocalEndpoints: len(localReady)}
 		}
 	}
+}
+
+// policyLocal: the traffic policy that applies to a VIP of kind is Local
+// (internalTrafficPolicy for ClusterIPs, externalTrafficPolicy otherwise).
+func policyLocal(kind model.Kind, internalLocal, externalLocal bool) bool {
+	if kind.External() {
+		return externalLocal
+	}
+	return internalLocal
 }
 
 // addresses returns every address the Service is reached on, by kind.

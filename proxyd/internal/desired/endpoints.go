@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -19,6 +20,9 @@ type endpoint struct {
 	local       bool
 	zones       []string // hints.forZones
 	nodes       []string // hints.forNodes
+	// nodeName and pod (targetRef "namespace/name") are for explanations.
+	nodeName string
+	pod      string
 }
 
 func (e endpoint) servingTerminating() bool { return e.serving && e.terminating }
@@ -86,6 +90,12 @@ func portEndpoints(sp corev1.ServicePort, proto corev1.Protocol, family discover
 				continue
 			}
 			e := endpoint{addr: netip.AddrPortFrom(a, port), local: ep.NodeName != nil && *ep.NodeName == node}
+			if ep.NodeName != nil {
+				e.nodeName = *ep.NodeName
+			}
+			if r := ep.TargetRef; r != nil && r.Kind == "Pod" {
+				e.pod = cmp.Or(r.Namespace, sl.Namespace) + "/" + r.Name
+			}
 			e.ready = ep.Conditions.Ready == nil || *ep.Conditions.Ready
 			e.serving = e.ready
 			if ep.Conditions.Serving != nil {
@@ -147,6 +157,15 @@ type selection struct {
 	local   []endpoint // for traffic policy Local
 	// localReady: ready endpoints on this node (not the terminating fallback).
 	localReady int
+}
+
+// forPolicy returns the endpoints of traffic policy Local (local) or
+// Cluster.
+func (s selection) forPolicy(local bool) []endpoint {
+	if local {
+		return s.local
+	}
+	return s.cluster
 }
 
 // topologyMode is how a Service asks for topology-aware routing.
