@@ -9,6 +9,7 @@ import (
 	"github.com/nodenet/nodenet/firewalld/internal/controller"
 	"github.com/nodenet/nodenet/firewalld/internal/model"
 	"github.com/nodenet/nodenet/firewalld/internal/nft"
+	"github.com/nodenet/nodenet/firewalld/internal/tracecmd"
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/daemon"
 	"github.com/nodenet/nodenet/internal/kube"
@@ -30,6 +31,7 @@ func Spec() daemon.Spec {
 		Flags:           cfg.Flags,
 		Validate:        cfg.Validate,
 		NewController:   func(deps daemon.Deps) (daemon.Controller, error) { return newController(deps, cfg) },
+		Commands:        map[string]daemon.Command{"trace": tracecmd.Command()},
 		Cleanup: func(_ context.Context, log *zap.Logger, _ config.Common) error {
 			log.Info("removing firewalld's nftables table")
 			return nft.New(tableConfig(cfg)).Delete()

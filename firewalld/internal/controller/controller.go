@@ -82,6 +82,8 @@ type Controller struct {
 	tableOK bool
 	// prepared: the kernel settings took (they are retried until they do).
 	prepared bool
+	// synced is the last compile the trace explains.
+	synced syncRecord
 }
 
 var _ daemon.Controller = (*Controller)(nil)
@@ -170,6 +172,7 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 	}
 	n, err := apply()
 	c.writes += uint64(n)
+	c.synced.record(err)
 	if err != nil {
 		// The table the kernel holds stays in force: the transaction is
 		// all or nothing, so a failed sync never opens anything.

@@ -43,10 +43,10 @@ func (d *Datapath) Judge(src, dst netip.Addr, proto uint8, port uint16) Verdict 
 	if d.pending(src) || d.pending(dst) {
 		return DeniedPending
 	}
-	if g, ok := d.EgressGroup[src]; ok && !d.passes(GroupKey{Egress, g}, dst, proto, port) {
+	if g, ok := d.EgressGroup[src]; ok && !d.Passes(GroupKey{Egress, g}, dst, proto, port) {
 		return DeniedEgress
 	}
-	if g, ok := d.IngressGroup[dst]; ok && !d.passes(GroupKey{Ingress, g}, src, proto, port) {
+	if g, ok := d.IngressGroup[dst]; ok && !d.Passes(GroupKey{Ingress, g}, src, proto, port) {
 		return DeniedIngress
 	}
 	return Allowed
@@ -64,9 +64,9 @@ func (d *Datapath) pending(a netip.Addr) bool {
 	return false
 }
 
-// passes mirrors a group chain: some rule's peer holds the other end and
-// its ports the packet's.
-func (d *Datapath) passes(g GroupKey, other netip.Addr, proto uint8, port uint16) bool {
+// Passes mirrors a group chain: some rule's peer holds the other end and
+// its ports the packet's. The trace asks it for each direction.
+func (d *Datapath) Passes(g GroupKey, other netip.Addr, proto uint8, port uint16) bool {
 	for _, r := range d.Chains[g] {
 		if r.Ports.Contains(proto, port) && (r.Peer == AnyPeer || d.InPeer(r.Peer, other)) {
 			return true

@@ -113,44 +113,8 @@ func (cp *Compiler) groupRules(g *targetGroup) *chainCache {
 	}
 	for _, pol := range g.policies {
 		for i := range pol.dirRules(g.dir) {
-			r := &pol.dirRules(g.dir)[i]
-			if g.dir == model.Ingress || !r.hasNamed() {
-				// Ports resolve on the target (ingress) or are all numbers.
-				rs := r.resolve(g.ports)
-				if r.allPeers {
-					add(nil, rs)
-				}
-				for _, p := range r.peers {
-					add(peerSpec(p, "", 0), rs)
-				}
-				continue
-			}
-			// Egress with named ports: they resolve on the destination pod,
-			// so each number a name resolves to is a peer set of the pods
-			// resolving it so; numbered ports go with the plain peer.
-			c.namedEgress = true
-			numbered := r.resolve(nil)
-			var targets []*peer
-			if r.allPeers {
-				add(nil, numbered)
-				targets = []*peer{nil}
-			}
-			for _, p := range r.peers {
-				add(peerSpec(p, "", 0), numbered)
-				if p.selectorPeer {
-					targets = append(targets, p) // addresses that are not pods have no named ports
-				}
-			}
-			for _, p := range targets {
-				for _, s := range r.ports {
-					if s.name == "" {
-						continue
-					}
-					n := s.name + "/" + string(s.protocolName)
-					for _, port := range cp.namedValues(p, n) {
-						add(peerSpec(p, n, port), []model.PortRange{{ProtoFrom: s.proto, ProtoTo: s.proto, PortFrom: port, PortTo: port}})
-					}
-				}
+			if cp.ruleSets(g, &pol.dirRules(g.dir)[i], add) {
+				c.namedEgress = true
 			}
 		}
 	}
@@ -158,6 +122,52 @@ func (cp *Compiler) groupRules(g *targetGroup) *chainCache {
 		c.rules[key] = normalize(rs)
 	}
 	return c
+}
+
+// ruleSets gives add the peer sets (nil: any address) and port ranges one
+// rule of group g contributes to its chain. It is the one place a rule
+// becomes chain rules: the chains and the trace both use it. It reports
+// whether the rule is an egress rule with named ports (its sets then depend
+// on the identities).
+func (cp *Compiler) ruleSets(g *targetGroup, r *compiledRule, add func(*variantSpec, []model.PortRange)) (namedEgress bool) {
+	if g.dir == model.Ingress || !r.hasNamed() {
+		// Ports resolve on the target (ingress) or are all numbers.
+		rs := r.resolve(g.ports)
+		if r.allPeers {
+			add(nil, rs)
+		}
+		for _, p := range r.peers {
+			add(peerSpec(p, "", 0), rs)
+		}
+		return false
+	}
+	// Egress with named ports: they resolve on the destination pod, so
+	// each number a name resolves to is a peer set of the pods resolving it
+	// so; numbered ports go with the plain peer.
+	numbered := r.resolve(nil)
+	var targets []*peer
+	if r.allPeers {
+		add(nil, numbered)
+		targets = []*peer{nil}
+	}
+	for _, p := range r.peers {
+		add(peerSpec(p, "", 0), numbered)
+		if p.selectorPeer {
+			targets = append(targets, p) // addresses that are not pods have no named ports
+		}
+	}
+	for _, p := range targets {
+		for _, s := range r.ports {
+			if s.name == "" {
+				continue
+			}
+			n := s.name + "/" + string(s.protocolName)
+			for _, port := range cp.namedValues(p, n) {
+				add(peerSpec(p, n, port), []model.PortRange{{ProtoFrom: s.proto, ProtoTo: s.proto, PortFrom: port, PortTo: port}})
+			}
+		}
+	}
+	return true
 }
 
 // namedValues returns the numbers the named port resolves to on the pods

@@ -1,0 +1,206 @@
+package app
+
+// `firewalld trace` end to end in one process: a firewalld daemon with its
+// real controller over an in-memory table and a fake API server serves the
+// trace on its socket; the CLI asks it and prints text or JSON, compared
+// with the golden files in testdata/trace (go test -run TestTraceCommand
+// -update rewrites them).
+//
+// Address plan: node-0's pods 198.18.128.0/24 (shop/web 198.18.128.5 with
+// the named port http=8080, shop/client 198.18.128.6, other/client
+// 198.18.128.7); node-1's pods 198.18.129.0/24 (shop/remote
+// 198.18.129.5); the world at 198.18.0.1.
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodenet/nodenet/firewalld/internal/controller"
+	"github.com/nodenet/nodenet/firewalld/internal/model"
+	"github.com/nodenet/nodenet/internal/config"
+	"github.com/nodenet/nodenet/internal/daemon"
+	"github.com/nodenet/nodenet/internal/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/trace")
+
+// memTable is a table that takes everything: the trace reads the compiler.
+type memTable struct{}
+
+func (memTable) Apply(*model.Datapath) (int, error)                    { return 0, nil }
+func (memTable) ApplyDelta(*model.Datapath, *model.Delta) (int, error) { return 0, nil }
+func (memTable) Invalidate()                                           {}
+func (memTable) Drops() (controller.Drops, error)                      { return controller.Drops{}, nil }
+
+func traceObjects() []runtime.Object {
+	ns := func(name string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/metadata.name": name}}}
+	}
+	pod := func(ns, name, node, ip, app string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c",
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}}
+	}
+	tcp, http := corev1.ProtocolTCP, intstr.FromString("http")
+	webIn := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-in"},
+		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "client"}}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &http}},
+			}}}}
+	clientOut := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "client-out"},
+		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "client"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{
+				To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "198.18.0.0/16", Except: []string{"198.18.0.0/24"}}}},
+			}}}}
+	return []runtime.Object{
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-0"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"198.18.128.0/24"}}},
+		ns("shop"), ns("other"),
+		pod("shop", "web", "node-0", "198.18.128.5", "web"),
+		pod("shop", "client", "node-0", "198.18.128.6", "client"),
+		pod("other", "client", "node-0", "198.18.128.7", "client"),
+		pod("shop", "remote", "node-1", "198.18.129.5", "client"),
+		webIn, clientOut,
+	}
+}
+
+// startFirewalld runs firewalld's Spec with its controller over memTable.
+func startFirewalld(t *testing.T, runDir string) daemon.Spec {
+	t.Helper()
+	spec := Spec()
+	client := fake.NewClientset(traceObjects()...)
+	spec.NewController = func(deps daemon.Deps) (daemon.Controller, error) {
+		return controller.New(deps, client, memTable{}, nil, nil), nil
+	}
+	spec.Prepare, spec.Cleanup = nil, nil
+	cfg := config.DefaultCommon("firewalld", 0, "node-0")
+	cfg.RunDir, cfg.MetricsAddr, cfg.Peers = runDir, "", nil
+	cfg.SyncMinInterval = 10 * time.Millisecond
+	d, err := daemon.New(spec, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	return spec
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(spec daemon.Spec, args ...string) result {
+	var out, errOut bytes.Buffer
+	code := daemon.Main(spec, daemon.Env{Args: args, LookupEnv: func(string) (string, bool) { return "", false },
+		Stdout: &out, Stderr: &errOut, Hostname: "node-0"})
+	return result{code, out.String(), errOut.String()}
+}
+
+// The sync time and generation differ from run to run: the goldens hold
+// placeholders.
+var (
+	jsonTime = regexp.MustCompile(`"syncTime": "[^"]*"`)
+	textTime = regexp.MustCompile(` at \d{4}-\d\d-\d\dT[0-9:.]+Z`)
+	jsonGen  = regexp.MustCompile(`"syncGeneration": "\d+"`)
+	textGen  = regexp.MustCompile(`sync \d+ of firewalld`)
+)
+
+func normalize(s string) string {
+	s = jsonTime.ReplaceAllString(s, `"syncTime": "SYNC_TIME"`)
+	s = jsonGen.ReplaceAllString(s, `"syncGeneration": "N"`)
+	s = textGen.ReplaceAllString(s, "sync N of firewalld")
+	return textTime.ReplaceAllString(s, " at SYNC_TIME")
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "trace", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -run TestTraceCommand -update writes it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from the golden file (-update rewrites it):\n--- want\n%s\n--- got\n%s", name, want, got)
+	}
+}
+
+func TestTraceCommand(t *testing.T) {
+	runDir := testutil.SocketDir(t)
+	spec := startFirewalld(t, runDir)
+	testutil.Eventually(t, 15*time.Second, "firewalld's first sync", nil, func() bool {
+		return runCLI(spec, "trace", "--run-dir", runDir, "--from", "shop/client", "--to", "shop/web:8080").code == daemon.ExitOK
+	})
+
+	for _, tc := range []struct{ name, from, to string }{
+		{"both-local-allowed", "shop/client", "shop/web:8080/tcp"},
+		{"ingress-wrong-port", "shop/client", "198.18.128.5:80"},
+		{"ingress-other-namespace", "other/client", "shop/web:8080"},
+		{"egress-denied-remote", "shop/client", "198.18.0.1:443/tcp"},
+		{"not-isolated", "198.18.0.1", "other/client:53/udp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, format := range []string{"json", "text"} {
+				res := runCLI(spec, "trace", "--run-dir", runDir, "--from", tc.from, "--to", tc.to, "-o", format)
+				if res.code != daemon.ExitOK || res.stderr != "" {
+					t.Fatalf("%s: exit %d, stderr %q", format, res.code, res.stderr)
+				}
+				golden(t, tc.name+"."+map[string]string{"json": "json", "text": "txt"}[format], normalize(res.stdout))
+			}
+		})
+	}
+
+	// Bad input: a clear message and exit 2, whether the CLI or firewalld finds it.
+	for _, args := range [][]string{
+		{"--from", "shop/client"},
+		{"--to", "shop/web:80"},
+		{"--from", "shop/client", "--to", "shop/web"},
+		{"--from", "shop/client", "--to", "shop/web:0"},
+		{"--from", "shop/client", "--to", "shop/web:80/icmp"},
+		{"--from", "198.18.0.0/24", "--to", "shop/web:80"},
+		{"--from", "not an address", "--to", "shop/web:80"},
+		{"--from", "shop/nobody", "--to", "shop/web:80"},
+		{"--from", "shop/client", "--to", "[2001:db8::1]:80"},
+		{"--from", "shop/client", "--to", "shop/web:80", "-o", "yaml"},
+	} {
+		res := runCLI(spec, append([]string{"trace", "--run-dir", runDir}, args...)...)
+		if res.code != daemon.ExitUsage || !strings.HasPrefix(res.stderr, "firewalld trace: ") || res.stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, res.code, res.stdout, res.stderr)
+		}
+	}
+	if res := runCLI(spec, "trace", "--run-dir", runDir, "--from", "shop/nobody", "--to", "shop/web:80"); !strings.Contains(res.stderr, "unknown pod shop/nobody") {
+		t.Errorf("unknown pod: %q", res.stderr)
+	}
+	// No firewalld: a failure, not a usage error.
+	if res := runCLI(spec, "trace", "--run-dir", testutil.SocketDir(t), "--from", "shop/client", "--to", "shop/web:80", "--timeout", "200ms"); res.code != daemon.ExitFailure {
+		t.Errorf("without firewalld: exit %d, stderr %q", res.code, res.stderr)
+	}
+}
