@@ -26,7 +26,20 @@ trap finish EXIT
 fail() {
 	echo "check-demo: $*; the end of the demo's output:" >&2
 	tail -n 40 "$log" >&2
+	digest >&2
 	exit 1
+}
+
+# digest prints, last (where a CI summary looks), why the demo failed: the
+# end of a failed run's output is the control plane's logs, dumped as it
+# stops. The last step shown, the failures of the host and guest tests,
+# and what the VM's console said of a timeout (hung tasks, say).
+digest() {
+	echo "check-demo: digest of the demo's output (the whole output is above):"
+	grep -E '^## [0-9]+\.' "$log" | tail -n 1 | sed 's/^/  last step shown: /'
+	grep -vE '^[[:space:]]*[IWEF][0-9]{4} ' "$log" |
+		grep -E -e '--- FAIL|^panic:|_test\.go:[0-9]+:|vm: |timed out|timings:|blocked for more than|unregister_netdevice|BUG:|WARNING:|Call Trace' |
+		cut -c1-400 | tail -n 60 | sed 's/^/  /'
 }
 
 # expect_shown checks the log has every step and the usage.

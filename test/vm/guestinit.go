@@ -5,6 +5,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Names shared by the QEMU command line and the guest scripts. The control
@@ -43,6 +44,26 @@ type guestConfig struct {
 	Shares []string
 	// Network configures eth0 for Forwards.
 	Network bool
+	// Watchdog, when not 0, is how long after its start a command that
+	// still runs has the guest's tasks written to the console (see
+	// watchdogLead).
+	Watchdog time.Duration
+}
+
+// watchdogLead is how long before the run's timeout the watchdog writes
+// the guest's tasks to the console: the runner kills the VM at the
+// timeout and reports the console's tail. A command (a Go test) that has
+// outlived its own timeout by then cannot exit: some task is stuck in the
+// kernel, and the blocked tasks' kernel stacks say where.
+const watchdogLead = 20 * time.Second
+
+// watchdogFor is the watchdog of a run bounded by timeout: none for a run
+// too short for it to say anything the timeout does not.
+func watchdogFor(timeout time.Duration) time.Duration {
+	if timeout < 3*watchdogLead {
+		return 0
+	}
+	return timeout - watchdogLead
 }
 
 // guestInitScript is stage 2 of the guest's init: it builds the root the
@@ -133,6 +154,26 @@ func guestInitScript(c guestConfig) string {
 	w("mkdir -p /newroot%s", guestToolDir)
 	w("cp /bin/busybox /ctl/%s /newroot%s/ || fail 'cannot copy busybox into the guest root'", ctlCommand, guestToolDir)
 	w("[ -d %s ] || fail %s", q("/newroot"+c.Dir), q("working directory "+c.Dir+" does not exist in the guest"))
+	if c.Watchdog > 0 {
+		secs := int(c.Watchdog.Seconds())
+		w("\n# The watchdog: the command still running near the run's timeout")
+		w("# is stuck; every task's state, then the blocked ones' kernel stacks")
+		w("# (sysrq w, at the console's full log level: quiet hides it).")
+		w("(")
+		w("\tsleep %d", secs)
+		w("\techo \"nodenet-vm: the command still runs %ds after it started; the guest's processes and blocked tasks (pid (name) state):\"", secs)
+		// Kernel threads (kthreadd, pid 2, and its children) only when
+		// blocked (D): the rest are noise.
+		w("\tfor s in /proc/[0-9]*/stat; do")
+		w("\t\tread -r l <\"$s\" 2>/dev/null || continue")
+		w("\t\tset -- ${l##*) }")
+		w("\t\t[ \"$1\" = D ] || { [ \"$2\" != 2 ] && [ \"${l%%%% *}\" != 2 ]; } || continue")
+		w("\t\techo \"nodenet-vm:   ${l%%%%) *}) $1\"")
+		w("\tdone")
+		w("\techo 8 >/proc/sys/kernel/printk")
+		w("\techo w >/proc/sysrq-trigger")
+		w(") &")
+	}
 	w("env -i /bin/chroot /newroot %s/busybox sh %s/%s </dev/null >\"$out\" 2>\"$err\"", guestToolDir, guestToolDir, ctlCommand)
 	w("echo $? >/ctl/%s", ctlExit)
 	w("poweroff -f")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func testGuestConfig() guestConfig {
@@ -165,6 +166,38 @@ func TestCleanShares(t *testing.T) {
 	for _, bad := range []string{"relative", "/", "/.."} {
 		if _, err := cleanShares([]string{bad}); err == nil {
 			t.Errorf("cleanShares(%q) accepted", bad)
+		}
+	}
+}
+
+func TestGuestInitScriptWatchdog(t *testing.T) {
+	c := testGuestConfig()
+	c.Watchdog = watchdogFor(8 * time.Minute)
+	s := guestInitScript(c)
+	syntaxCheck(t, s)
+	for _, want := range []string{
+		"\tsleep 460\n",
+		`[ "$1" = D ] || { [ "$2" != 2 ] && [ "${l%% *}" != 2 ]; } || continue`,
+		`echo "nodenet-vm:   ${l%%) *}) $1"`,
+		"echo 8 >/proc/sys/kernel/printk",
+		"echo w >/proc/sysrq-trigger",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("stage 2 lacks %q:\n%s", want, s)
+		}
+	}
+	// In the background, started before the command.
+	if i, j := strings.Index(s, ") &"), strings.Index(s, "command.sh </dev/null"); i < 0 || j < i {
+		t.Errorf("the watchdog does not run in the background before the command:\n%s", s)
+	}
+	if s := guestInitScript(testGuestConfig()); strings.Contains(s, "sysrq") {
+		t.Errorf("a watchdog without Watchdog:\n%s", s)
+	}
+	for _, tc := range []struct{ timeout, want time.Duration }{
+		{0, 0}, {30 * time.Second, 0}, {time.Minute, 40 * time.Second}, {8 * time.Minute, 460 * time.Second},
+	} {
+		if got := watchdogFor(tc.timeout); got != tc.want {
+			t.Errorf("watchdogFor(%v) = %v, want %v", tc.timeout, got, tc.want)
 		}
 	}
 }

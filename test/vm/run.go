@@ -178,12 +178,13 @@ func guestFromOptions(o Options) (guestConfig, error) {
 		}
 	}
 	return guestConfig{
-		Modules: mods,
-		Dir:     dir,
-		Argv:    append([]string{argv0}, o.Command[1:]...),
-		Env:     append(env, GuestEnv+"=1"),
-		Shares:  shares,
-		Network: len(o.Forwards) > 0,
+		Modules:  mods,
+		Dir:      dir,
+		Argv:     append([]string{argv0}, o.Command[1:]...),
+		Env:      append(env, GuestEnv+"=1"),
+		Shares:   shares,
+		Network:  len(o.Forwards) > 0,
+		Watchdog: watchdogFor(o.Timeout),
 	}, nil
 }
 

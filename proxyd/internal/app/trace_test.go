@@ -11,25 +11,19 @@ package app
 // IP 198.19.200.1; clients 198.18.50.5 (allowed) and 198.18.60.1 (not).
 
 import (
-	"bytes"
-	"context"
 	"flag"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/daemon"
+	"github.com/nodenet/nodenet/internal/daemon/daemontest"
 	"github.com/nodenet/nodenet/internal/testutil"
 	"github.com/nodenet/nodenet/proxyd/internal/controller"
 	"github.com/nodenet/nodenet/proxyd/internal/ipvs"
 	"github.com/nodenet/nodenet/proxyd/internal/reconcile"
 	"github.com/nodenet/nodenet/proxyd/internal/vip"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,75 +91,22 @@ func startProxyd(t *testing.T, runDir string) daemon.Spec {
 		rec := reconcile.New(reconcile.Config{NodePortMin: 30000, NodePortMax: 32767}, ipvs.NewFake(), vip.NewFake())
 		return controller.New(deps, controller.DefaultConfig(), client, controller.Kernel{Reconciler: rec}, nil), nil
 	}
-	cfg := config.DefaultCommon("proxyd", 0, "node-0")
-	cfg.RunDir, cfg.MetricsAddr, cfg.Peers = runDir, "", nil
-	cfg.SyncMinInterval = 10 * time.Millisecond
-	d, err := daemon.New(spec, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	daemontest.Start(t, spec, runDir)
 	return spec
 }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-func runCLI(spec daemon.Spec, args ...string) result {
-	var out, errOut bytes.Buffer
-	code := daemon.Main(spec, daemon.Env{Args: args, LookupEnv: func(string) (string, bool) { return "", false },
-		Stdout: &out, Stderr: &errOut, Hostname: "node-0"})
-	return result{code, out.String(), errOut.String()}
-}
-
-// The sync time differs from run to run, and so does the generation (the
-// informers' first events may or may not cause a second sync): the goldens
-// hold placeholders.
-var (
-	jsonTime = regexp.MustCompile(`"syncTime": "[^"]*"`)
-	textTime = regexp.MustCompile(` at \d{4}-\d\d-\d\dT[0-9:.]+Z`)
-	jsonGen  = regexp.MustCompile(`"syncGeneration": "\d+"`)
-	textGen  = regexp.MustCompile(`sync \d+ of proxyd`)
-)
-
-func normalize(s string) string {
-	s = jsonTime.ReplaceAllString(s, `"syncTime": "SYNC_TIME"`)
-	s = jsonGen.ReplaceAllString(s, `"syncGeneration": "N"`)
-	s = textGen.ReplaceAllString(s, "sync N of proxyd")
-	return textTime.ReplaceAllString(s, " at SYNC_TIME")
-}
-
+// golden compares got with testdata/trace/name (go test -run
+// TestTraceCommand -update rewrites it).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "trace", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -run TestTraceCommand -update writes it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from the golden file (-update rewrites it):\n--- want\n%s\n--- got\n%s", name, want, got)
-	}
+	daemontest.Golden(t, filepath.Join("testdata", "trace", name), got, *update)
 }
 
 func TestTraceCommand(t *testing.T) {
 	runDir := testutil.SocketDir(t)
 	spec := startProxyd(t, runDir)
 	testutil.Eventually(t, 15*time.Second, "proxyd's first sync", nil, func() bool {
-		return runCLI(spec, "trace", "--run-dir", runDir, "--to", "198.19.0.10:80").code == daemon.ExitOK
+		return daemontest.Run(spec, "trace", "--run-dir", runDir, "--to", "198.19.0.10:80").Code == daemon.ExitOK
 	})
 
 	for _, tc := range []struct{ name, from, to string }{
@@ -177,11 +118,11 @@ func TestTraceCommand(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"json", "text"} {
-				res := runCLI(spec, "trace", "--run-dir", runDir, "--from", tc.from, "--to", tc.to, "-o", format)
-				if res.code != daemon.ExitOK || res.stderr != "" {
-					t.Fatalf("%s: exit %d, stderr %q", format, res.code, res.stderr)
+				res := daemontest.Run(spec, "trace", "--run-dir", runDir, "--from", tc.from, "--to", tc.to, "-o", format)
+				if res.Code != daemon.ExitOK || res.Stderr != "" {
+					t.Fatalf("%s: exit %d, stderr %q", format, res.Code, res.Stderr)
 				}
-				golden(t, tc.name+"."+map[string]string{"json": "json", "text": "txt"}[format], normalize(res.stdout))
+				golden(t, tc.name+"."+map[string]string{"json": "json", "text": "txt"}[format], daemontest.NormalizeSync(res.Stdout))
 			}
 		})
 	}
@@ -197,16 +138,16 @@ func TestTraceCommand(t *testing.T) {
 		{"--from", "not an address", "--to", "198.19.0.10:80"},
 		{"--to", "198.19.0.10:80", "-o", "yaml"},
 	} {
-		res := runCLI(spec, append([]string{"trace", "--run-dir", runDir}, args...)...)
-		if res.code != daemon.ExitUsage || !strings.HasPrefix(res.stderr, "proxyd trace: ") || res.stdout != "" {
-			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, res.code, res.stdout, res.stderr)
+		res := daemontest.Run(spec, append([]string{"trace", "--run-dir", runDir}, args...)...)
+		if res.Code != daemon.ExitUsage || !strings.HasPrefix(res.Stderr, "proxyd trace: ") || res.Stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, res.Code, res.Stdout, res.Stderr)
 		}
 	}
-	if res := runCLI(spec, "trace", "--run-dir", runDir, "--from", "shop/nobody", "--to", "198.19.0.10:80"); !strings.Contains(res.stderr, "unknown pod shop/nobody") {
-		t.Errorf("unknown pod: %q", res.stderr)
+	if res := daemontest.Run(spec, "trace", "--run-dir", runDir, "--from", "shop/nobody", "--to", "198.19.0.10:80"); !strings.Contains(res.Stderr, "unknown pod shop/nobody") {
+		t.Errorf("unknown pod: %q", res.Stderr)
 	}
 	// No proxyd: a failure, not a usage error.
-	if res := runCLI(spec, "trace", "--run-dir", testutil.SocketDir(t), "--to", "198.19.0.10:80", "--timeout", "200ms"); res.code != daemon.ExitFailure {
-		t.Errorf("without proxyd: exit %d, stderr %q", res.code, res.stderr)
+	if res := daemontest.Run(spec, "trace", "--run-dir", testutil.SocketDir(t), "--to", "198.19.0.10:80", "--timeout", "200ms"); res.Code != daemon.ExitFailure {
+		t.Errorf("without proxyd: exit %d, stderr %q", res.Code, res.Stderr)
 	}
 }

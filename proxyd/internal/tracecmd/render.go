@@ -1,8 +1,6 @@
 package tracecmd
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -10,25 +8,7 @@ import (
 	"time"
 
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 )
-
-// WriteJSON writes resp as protojson (fields in field-number order, zero
-// values left out), indented by encoding/json: protojson's own whitespace
-// is deliberately unstable, this is not.
-func WriteJSON(w io.Writer, resp *nodev1.ProxyTraceServiceTraceResponse) error {
-	b, err := protojson.Marshal(resp)
-	if err != nil {
-		return err
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return err
-	}
-	out.WriteByte('\n')
-	_, err = w.Write(out.Bytes())
-	return err
-}
 
 // WriteText writes resp for people.
 func WriteText(w io.Writer, r *nodev1.ProxyTraceServiceTraceResponse) error {
