@@ -100,12 +100,12 @@ func (p *podNetwork) EnsureBridge(cidrs []netip.Prefix, mtu int) (bool, error) {
 
 // Subnets are the global subnets of the node's links other than the
 // bridge, routerd's tunnels and loopback.
-func (p *podNetwork) Subnets() ([]netip.Prefix, error) {
+func (p *podNetwork) Subnets() ([]model.Subnet, error) {
 	links, err := p.h.LinkList()
 	if err != nil {
 		return nil, err
 	}
-	var out []netip.Prefix
+	var out []model.Subnet
 	for _, l := range links {
 		a := l.Attrs()
 		if a.Name == p.cfg.Bridge || strings.HasPrefix(a.Name, model.TunnelPrefix) || a.Flags&unix.IFF_LOOPBACK != 0 {
@@ -124,7 +124,7 @@ func (p *podNetwork) Subnets() ([]netip.Prefix, error) {
 				continue
 			}
 			bits, _ := ad.Mask.Size()
-			out = append(out, netip.PrefixFrom(ip.Unmap(), bits).Masked())
+			out = append(out, model.Subnet{Prefix: netip.PrefixFrom(ip.Unmap(), bits).Masked(), Link: a.Name})
 		}
 	}
 	return out, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/nodenet/nodenet/routerd/internal/controller"
 	"github.com/nodenet/nodenet/routerd/internal/egress"
 	"github.com/nodenet/nodenet/routerd/internal/podnet"
+	"github.com/nodenet/nodenet/routerd/internal/routercmd"
 	"github.com/nodenet/nodenet/routerd/internal/routes"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
@@ -35,6 +36,7 @@ func Spec() daemon.Spec {
 		Validate:        cfg.Validate,
 		NewController:   func(deps daemon.Deps) (daemon.Controller, error) { return newController(deps, cfg) },
 		Cleanup:         func(_ context.Context, log *zap.Logger, _ config.Common) error { return cleanup(log, cfg) },
+		Commands:        routercmd.Commands(),
 	}
 }
 

@@ -79,9 +79,11 @@ type state struct {
 	linkMTU   int
 	linkMTUOf netip.Addr
 	// subnets are the node's subnets, read for the node IP subnetsOf.
-	subnets   []netip.Prefix
+	subnets   []model.Subnet
 	subnetsOf netip.Addr
 	counts    counts
+	// view is the last sync, for routerd routes and routerd peers.
+	view view
 }
 
 type counts struct {
@@ -157,6 +159,12 @@ func (c *Controller) Start(ctx context.Context) error {
 func (c *Controller) Sync(ctx context.Context, full bool) error {
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
+	err := c.sync(ctx, full)
+	c.state.view.record(c.now(), err, c.state.initialDone)
+	return err
+}
+
+func (c *Controller) sync(ctx context.Context, full bool) error {
 	in, err := c.input()
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func newHarness(t *testing.T, setup func(*harness, *Config), objs ...runtime.Obj
 			testNode("n2", "198.18.1.12", "198.18.130.0/24")}
 	}
 	h := &harness{t: t, speaker: newFakeSpeaker(), routes: &fakeRoutes{}, masq: &fakeMasq{},
-		pn: &fakePodNet{subnets: []netip.Prefix{pfx("198.18.0.0/24")}, mtu: 1500, bridge: true}, events: record.NewFakeRecorder(100),
+		pn: &fakePodNet{subnets: []model.Subnet{{Prefix: pfx("198.18.0.0/24"), Link: "eth0"}}, mtu: 1500, bridge: true}, events: record.NewFakeRecorder(100),
 		now: time.Unix(1_800_000_000, 0)}
 	cfg := DefaultConfig()
 	cfg.Namespace = ""

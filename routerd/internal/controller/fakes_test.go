@@ -73,7 +73,7 @@ type fakePodNet struct {
 	bridge     bool
 	bridgeMTU  int
 	gateways   []netip.Prefix
-	subnets    []netip.Prefix
+	subnets    []model.Subnet
 	mtu        int
 	cniCIDRs   []netip.Prefix
 	cniWritten []netip.Prefix // nil: no file
@@ -88,7 +88,7 @@ func (f *fakePodNet) EnsureBridge(cidrs []netip.Prefix, mtu int) (bool, error) {
 	f.ensures++
 	return true, nil
 }
-func (f *fakePodNet) Subnets() ([]netip.Prefix, error) { return f.subnets, nil }
+func (f *fakePodNet) Subnets() ([]model.Subnet, error) { return f.subnets, nil }
 func (f *fakePodNet) LinkMTU(netip.Addr) (int, error)  { return f.mtu, nil }
 func (f *fakePodNet) CNIPodCIDRs() ([]netip.Prefix, error) {
 	return append(f.cniCIDRs, f.cniWritten...), nil

@@ -51,7 +51,7 @@ type PodNetwork interface {
 	EnsureBridge(cidrs []netip.Prefix, mtu int) (changed bool, err error)
 	// Subnets are the subnets of the node's links (not the bridge's
 	// nor routerd's tunnels'): next hops in them are reached directly.
-	Subnets() ([]netip.Prefix, error)
+	Subnets() ([]model.Subnet, error)
 	// LinkMTU is the MTU of the link holding ip.
 	LinkMTU(ip netip.Addr) (int, error)
 	// CNIPodCIDRs are the pod CIDRs named by the CNI config on the node.

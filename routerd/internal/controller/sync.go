@@ -128,6 +128,7 @@ func (c *Controller) syncBGP(ctx context.Context, in input, pn podNet, full bool
 		ClusterIPs: c.cfg.AdvertiseClusterIP, ExternalIPs: c.cfg.AdvertiseExternalIP, LoadBalancerIPs: c.cfg.AdvertiseLoadBalancerIP,
 		UseProxyd: in.useProxyd, ProxydVIPs: in.vips, Services: in.services, Slices: in.slices, Node: in.node.Name})
 	*ps = append(*ps, aps...)
+	st.view.adverts, st.view.nextHop = adverts, pn.localIP
 	// The advertisements before the peers: after a restart, the first
 	// End-of-RIB a peer gets must follow every prefix of this node, or the
 	// peer withdraws the ones it did not get again (package bgp, graceful
@@ -189,7 +190,7 @@ func sameGlobal(a, b model.Global) bool {
 // and added again in between would cut the pods' connections.
 func (c *Controller) syncRoutes(in input, pn podNet, full bool) error {
 	st := &c.state
-	if full || st.subnetsOf != pn.localIP || !slices.ContainsFunc(st.subnets, func(p netip.Prefix) bool { return p.Contains(pn.localIP) }) {
+	if full || st.subnetsOf != pn.localIP || !slices.ContainsFunc(st.subnets, func(s model.Subnet) bool { return s.Prefix.Contains(pn.localIP) }) {
 		// Read again on full syncs, and when the node's address moved or
 		// is on none of them yet: route syncs come by the thousand when
 		// peers send their tables.
@@ -199,8 +200,12 @@ func (c *Controller) syncRoutes(in input, pn podNet, full bool) error {
 		}
 		st.subnets, st.subnetsOf = subnets, pn.localIP
 	}
-	subnets := st.subnets
-	rr := desired.Routes(desired.RoutesInput{Paths: c.k.Speaker.Paths(), Nodes: in.nodes, Node: in.node.Name, LocalIP: pn.localIP,
+	subnets := make([]netip.Prefix, len(st.subnets))
+	for i, s := range st.subnets {
+		subnets[i] = s.Prefix
+	}
+	paths := c.k.Speaker.Paths()
+	rr := desired.Routes(desired.RoutesInput{Paths: paths, Nodes: in.nodes, Node: in.node.Name, LocalIP: pn.localIP,
 		OwnPrefixes: pn.cidrs, Subnets: subnets, Tunnel: desired.TunnelMode(c.cfg.Tunnel), MTU: pn.underlayMTU})
 	routes, tunnels := rr.Routes, rr.Tunnels
 	if !st.initialDone {
@@ -208,6 +213,7 @@ func (c *Controller) syncRoutes(in input, pn podNet, full bool) error {
 	} else {
 		st.adopted = nil
 	}
+	st.view.paths, st.view.routes, st.view.kept, st.view.subnets = paths, rr, routes[len(rr.Routes):], st.subnets
 	n, err := c.k.Routes.Apply(routes, tunnels, full)
 	st.counts.routeWrites += uint64(n)
 	st.counts.routes, st.counts.tunnels, st.counts.skipped = uint64(len(routes)), uint64(len(tunnels)), uint64(len(rr.Skipped))

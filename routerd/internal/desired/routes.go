@@ -41,17 +41,33 @@ type RoutesInput struct {
 	MTU int
 }
 
-// Skipped is a learned path that does not become a route, and why.
+// Skipped is a learned path that does not become a route, and why: Code
+// is a stable word (one of the Skip* constants), Why a sentence.
 type Skipped struct {
 	Path model.Path
+	Code string
 	Why  string
 }
+
+// Why a path is no route (Skipped.Code; routerd routes shows them).
+const (
+	SkipInvalid      = "InvalidPath"
+	SkipOwnPodCIDR   = "OwnPodCIDR"
+	SkipOtherFamily  = "OtherFamily"
+	SkipNotPodCIDR   = "NotPodCIDR"
+	SkipNoTunnel     = "NoTunnel"
+	SkipNotConnected = "NextHopNotConnected"
+)
 
 // RoutesResult is the kernel routes and tunnels the paths become.
 type RoutesResult struct {
 	Routes  []model.Route
 	Tunnels []model.Tunnel
 	Skipped []Skipped
+	// Foreign are paths from nodes that are not for the kernel: a node's
+	// service IPs, announced for the routers outside (every node serves
+	// them itself), or a prefix outside its pod CIDRs.
+	Foreign []Skipped
 }
 
 // Routes turns the best paths into kernel routes. A path from a node
@@ -80,16 +96,16 @@ func Routes(in RoutesInput) RoutesResult {
 	var res RoutesResult
 	tunnels := map[netip.Addr]bool{}
 	for _, p := range in.Paths {
-		skip := func(why string) { res.Skipped = append(res.Skipped, Skipped{Path: p, Why: why}) }
+		skip := func(code, why string) { res.Skipped = append(res.Skipped, Skipped{Path: p, Code: code, Why: why}) }
 		switch {
 		case !p.Prefix.IsValid() || !p.NextHop.IsValid():
-			skip("invalid prefix or next hop")
+			skip(SkipInvalid, "invalid prefix or next hop")
 			continue
 		case slices.ContainsFunc(in.OwnPrefixes, p.Prefix.Overlaps):
-			skip("overlaps this node's pod CIDRs")
+			skip(SkipOwnPodCIDR, "overlaps this node's pod CIDRs")
 			continue
 		case p.Prefix.Addr().Is4() != p.NextHop.Is4():
-			skip("next hop of another family")
+			skip(SkipOtherFamily, "next hop of another family")
 			continue
 		}
 		direct := slices.ContainsFunc(in.Subnets, func(s netip.Prefix) bool { return s.Contains(p.NextHop) })
@@ -98,6 +114,8 @@ func Routes(in RoutesInput) RoutesResult {
 			return c.Bits() <= p.Prefix.Bits() && c.Contains(p.Prefix.Addr())
 		}) {
 			// A node's service IP (or a stale prefix): not for us.
+			res.Foreign = append(res.Foreign, Skipped{Path: p, Code: SkipNotPodCIDR,
+				Why: "not in the pod CIDRs of node " + node.name + " (a Service IP it announces for the routers outside)"})
 			continue
 		}
 		switch {
@@ -111,9 +129,9 @@ func Routes(in RoutesInput) RoutesResult {
 				res.Tunnels = append(res.Tunnels, model.Tunnel{Name: name, Local: in.LocalIP, Remote: p.NextHop, MTU: in.MTU - ipipOverhead})
 			}
 		case fromNode:
-			skip("node " + node.name + " is on another subnet and tunnels are off")
+			skip(SkipNoTunnel, "node "+node.name+" is on another subnet and tunnels are off")
 		default:
-			skip("next hop is not on a connected subnet")
+			skip(SkipNotConnected, "next hop is not on a connected subnet")
 		}
 	}
 	slices.SortFunc(res.Routes, func(a, b model.Route) int { return comparePrefix(a.Prefix, b.Prefix) })

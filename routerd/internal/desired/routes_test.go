@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -51,14 +52,32 @@ func TestRoutes(t *testing.T) {
 	if !slices.Equal(res.Tunnels, wantTunnels) {
 		t.Errorf("tunnels %+v, want %+v", res.Tunnels, wantTunnels)
 	}
-	if len(res.Skipped) != 5 {
-		t.Errorf("skipped %+v, want the own CIDR, the overlap, the unreachable, the family mismatch and the invalid", res.Skipped)
+	codes := func(sk []Skipped) map[string]string {
+		m := map[string]string{}
+		for _, s := range sk {
+			m[s.Path.Prefix.String()] = s.Code
+		}
+		return m
+	}
+	wantSkipped := map[string]string{
+		"198.18.128.0/24": SkipOwnPodCIDR, "198.18.128.0/16": SkipOwnPodCIDR, "198.18.201.0/24": SkipNotConnected,
+		"2001:2:9::/64": SkipOtherFamily, "198.18.202.0/24": SkipInvalid,
+	}
+	if got := codes(res.Skipped); !maps.Equal(got, wantSkipped) || len(res.Skipped) != len(wantSkipped) {
+		t.Errorf("skipped %v, want %v", got, wantSkipped)
+	}
+	wantForeign := map[string]string{"198.19.0.5/32": SkipNotPodCIDR, "198.18.129.0/25": SkipNotPodCIDR}
+	if got := codes(res.Foreign); !maps.Equal(got, wantForeign) || len(res.Foreign) != len(wantForeign) {
+		t.Errorf("foreign %v, want %v", got, wantForeign)
 	}
 
 	in.Tunnel = TunnelNone
 	res = Routes(in)
 	if len(res.Routes) != 2 || len(res.Tunnels) != 0 || len(res.Skipped) != 7 {
 		t.Errorf("without tunnels: routes %v, tunnels %v, skipped %d", res.Routes, res.Tunnels, len(res.Skipped))
+	}
+	if got := codes(res.Skipped); got["198.18.130.0/24"] != SkipNoTunnel || got["198.18.131.0/24"] != SkipNoTunnel {
+		t.Errorf("without tunnels, far nodes' CIDRs: %v, want %s", got, SkipNoTunnel)
 	}
 }
 

@@ -114,6 +114,13 @@ func (r Route) String() string {
 	return fmt.Sprintf("%s via %s", r.Prefix, r.NextHop)
 }
 
+// Subnet is a subnet of one of the node's links: next hops in it are
+// reached directly, through Link.
+type Subnet struct {
+	Prefix netip.Prefix
+	Link   string
+}
+
 // Tunnel is an IPIP link from this node to a remote node.
 type Tunnel struct {
 	// Name is the link's name (TunnelName of Remote).
