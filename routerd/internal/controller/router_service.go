@@ -71,16 +71,6 @@ func (t table) sync() *nodev1.RouterSync {
 	return s
 }
 
-// pathOf is the path a route was made from.
-func (t table) pathOf(r model.Route) (model.Path, bool) {
-	for _, p := range t.v.paths {
-		if p.Prefix == r.Prefix && p.NextHop == r.NextHop {
-			return p, true
-		}
-	}
-	return model.Path{}, false
-}
-
 func (t table) peerName(a netip.Addr) string {
 	if n, ok := t.names[a]; ok {
 		return n
