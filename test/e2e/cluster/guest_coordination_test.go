@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -293,6 +295,7 @@ func (c *cluster) testCNIAfterFirewalld(t *testing.T, ns string) {
 			}
 		}
 	}
+	c.checkRoutesExplained(t)
 	ctx = ctxFor(t, startTimeout)
 	for _, name := range daemonNames {
 		if _, err := ds[name].WaitStatus(ctx, "ready, peers connected", readyWithPeers); err != nil {
@@ -325,6 +328,50 @@ func (c *cluster) viaRoute(t *testing.T, prefix netip.Prefix, via netip.Addr) {
 			t.Errorf("world: remove the route %s: %v", prefix, err)
 		}
 	})
+}
+
+// checkRoutesExplained checks that `routerd routes` on every node says
+// what the kernel does (and the traffic above went through): each other
+// node's pod CIDR routed, installed, through the link the kernel picks,
+// over IPIP exactly when that link is a tunnel; and the node's own pod
+// CIDR advertised with its address as next hop.
+func (c *cluster) checkRoutesExplained(t *testing.T) {
+	t.Helper()
+	for i, from := range c.nodes {
+		var resp nodev1.RouterServiceRoutesResponse
+		if err := c.daemons[i]["routerd"].Query(ctxFor(t, opTimeout), &resp, "routes"); err != nil {
+			t.Fatal(err)
+		}
+		byPrefix := map[string]*nodev1.LearnedRoute{}
+		for _, l := range resp.GetLearned() {
+			byPrefix[l.GetPrefix()] = l
+		}
+		for _, to := range c.nodes {
+			if from == to {
+				continue
+			}
+			dev, err := routeDevice(from, to.PodCIDR.Addr().Next())
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := byPrefix[to.PodCIDR.String()]
+			wantVia := "direct"
+			if strings.HasPrefix(dev, "nnip-") {
+				wantVia = "ipip"
+			}
+			if l == nil || l.GetReason().GetCode() != "Routed" || !l.GetInstalled() || l.GetLink() != dev || l.GetVia() != wantVia || l.GetPeer() != to.Name {
+				t.Errorf("%s: routerd routes says of %s's pods %v; the kernel routes them through %s (%s), from peer %s", from.Name, to.Name, l, dev, wantVia, to.Name)
+			}
+		}
+		advertised := false
+		for _, a := range resp.GetAdvertised() {
+			advertised = advertised || (a.GetPrefix() == from.PodCIDR.String() && a.GetNextHop() == from.IP.String())
+		}
+		if !advertised {
+			t.Errorf("%s: routerd routes does not advertise its pod CIDR %s with next hop %s: %v", from.Name, from.PodCIDR, from.IP, resp.GetAdvertised())
+		}
+	}
+	t.Logf("routerd routes on %d nodes names the links the kernel routes the other nodes' pods through", len(c.nodes))
 }
 
 // routeDevice is the link node n sends a packet to dst through.
