@@ -9,7 +9,9 @@ package app
 // Address plan: node-0's pods 198.18.128.0/24 (shop/web 198.18.128.5 with
 // the named port http=8080, shop/client 198.18.128.6, other/client
 // 198.18.128.7); node-1's pods 198.18.129.0/24 (shop/remote
-// 198.18.129.5); the world at 198.18.0.1.
+// 198.18.129.5); the world at 198.18.0.1. Dual-stack (no traffic here,
+// documentation addresses): node-0's pods also 2001:db8:128::/64, shop/web
+// also 2001:db8:128::5, shop/client 2001:db8:128::6; outside 2001:db8::1.
 
 import (
 	"flag"
@@ -45,11 +47,15 @@ func traceObjects() []runtime.Object {
 	ns := func(name string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/metadata.name": name}}}
 	}
-	pod := func(ns, name, node, ip, app string) *corev1.Pod {
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
+	pod := func(ns, name, node, ip, app string, more ...string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
 			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c",
 				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}}
+		for _, a := range more {
+			p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: a})
+		}
+		return p
 	}
 	tcp, http := corev1.ProtocolTCP, intstr.FromString("http")
 	webIn := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-in"},
@@ -65,10 +71,10 @@ func traceObjects() []runtime.Object {
 				To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "198.18.0.0/16", Except: []string{"198.18.0.0/24"}}}},
 			}}}}
 	return []runtime.Object{
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-0"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"198.18.128.0/24"}}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-0"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"198.18.128.0/24", "2001:db8:128::/64"}}},
 		ns("shop"), ns("other"),
-		pod("shop", "web", "node-0", "198.18.128.5", "web"),
-		pod("shop", "client", "node-0", "198.18.128.6", "client"),
+		pod("shop", "web", "node-0", "198.18.128.5", "web", "2001:db8:128::5"),
+		pod("shop", "client", "node-0", "198.18.128.6", "client", "2001:db8:128::6"),
 		pod("other", "client", "node-0", "198.18.128.7", "client"),
 		pod("shop", "remote", "node-1", "198.18.129.5", "client"),
 		webIn, clientOut,
@@ -107,6 +113,9 @@ func TestTraceCommand(t *testing.T) {
 		{"ingress-other-namespace", "other/client", "shop/web:8080"},
 		{"egress-denied-remote", "shop/client", "198.18.0.1:443/tcp"},
 		{"not-isolated", "198.18.0.1", "other/client:53/udp"},
+		{"dualstack-ipv6-both-local-allowed", "2001:db8:128::6", "shop/web:8080"},
+		{"dualstack-ipv6-egress-outside-ipblock", "shop/client", "[2001:db8::1]:443/tcp"},
+		{"dualstack-ipv6-ingress-from-outside", "2001:db8::1", "[2001:db8:128::5]:8080"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"json", "text"} {
@@ -129,7 +138,7 @@ func TestTraceCommand(t *testing.T) {
 		{"--from", "198.18.0.0/24", "--to", "shop/web:80"},
 		{"--from", "not an address", "--to", "shop/web:80"},
 		{"--from", "shop/nobody", "--to", "shop/web:80"},
-		{"--from", "shop/client", "--to", "[2001:db8::1]:80"},
+		{"--from", "other/client", "--to", "[2001:db8::1]:80"}, // IPv4 only
 		{"--from", "shop/client", "--to", "shop/web:80", "-o", "yaml"},
 	} {
 		res := daemontest.Run(spec, append([]string{"trace", "--run-dir", runDir}, args...)...)

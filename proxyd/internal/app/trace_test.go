@@ -9,6 +9,9 @@ package app
 // Address plan: node-0 198.18.0.10 in zone z1 with pods 198.18.128.0/24;
 // node-1's pods 198.18.129.0/24; ClusterIPs 198.19.0.x; the LoadBalancer
 // IP 198.19.200.1; clients 198.18.50.5 (allowed) and 198.18.60.1 (not).
+// Dual-stack (no traffic here, documentation addresses): node-0 also
+// 2001:db8::10 with pods 2001:db8:128::/64, Service shop/dual also at
+// 2001:db8:19::13, client 2001:db8:50::5.
 
 import (
 	"flag"
@@ -36,8 +39,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/tr
 
 func traceObjects() []runtime.Object {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-0", Labels: map[string]string{corev1.LabelTopologyZone: "z1"}},
-		Spec:   corev1.NodeSpec{PodCIDRs: []string{"198.18.128.0/24"}},
-		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.18.0.10"}}}}
+		Spec: corev1.NodeSpec{PodCIDRs: []string{"198.18.128.0/24", "2001:db8:128::/64"}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.18.0.10"},
+			{Type: corev1.NodeInternalIP, Address: "2001:db8::10"}}}}
 	svc := func(name, ip string, mod func(*corev1.Service)) *corev1.Service {
 		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, ResourceVersion: "1"},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
@@ -79,7 +83,21 @@ func traceObjects() []runtime.Object {
 			s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "198.19.200.1"}}
 		}),
 		slice("lb", ep{"lb-a", "198.18.129.7", "node-1", true}),
+		// Dual-stack: a ClusterIP per family, an EndpointSlice per family.
+		svc("dual", "198.19.0.13", func(s *corev1.Service) {
+			s.Spec.ClusterIPs = append(s.Spec.ClusterIPs, "2001:db8:19::13")
+			s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+			s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
+		}),
+		slice("dual", ep{"dual-a", "198.18.128.9", "node-0", true}),
+		v6(slice("dual", ep{"dual-a", "2001:db8:128::9", "node-0", true}, ep{"dual-b", "2001:db8:129::9", "node-1", true})),
 	}
+}
+
+// v6 makes sl the IPv6 slice of its Service.
+func v6(sl *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
+	sl.Name, sl.AddressType = strings.TrimSuffix(sl.Name, "-1")+"-v6", discoveryv1.AddressTypeIPv6
+	return sl
 }
 
 // startProxyd runs proxyd's Spec with its controller over in-memory kernels.
@@ -115,6 +133,9 @@ func TestTraceCommand(t *testing.T) {
 		{"loadbalancer-source-allowed", "198.18.50.5", "198.19.200.1:80/TCP"},
 		{"loadbalancer-source-denied", "198.18.60.1", "198.19.200.1:80"},
 		{"port-not-served", "node", "198.19.0.10:81/udp"},
+		{"dualstack-ipv6-clusterip", "2001:db8:50::5", "[2001:db8:19::13]:80/tcp"},
+		{"dualstack-ipv6-from-local-pod", "shop/dual-a", "[2001:db8:19::13]:80"},
+		{"dualstack-ipv4-clusterip", "198.18.50.5", "198.19.0.13:80"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"json", "text"} {

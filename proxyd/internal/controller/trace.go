@@ -53,7 +53,7 @@ func (s traceServer) Trace(_ context.Context, req *nodev1.ProxyTraceServiceTrace
 	if err != nil {
 		return nil, err
 	}
-	src, err := s.c.traceSource(req)
+	src, err := s.c.traceSource(req, to.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func traceDestination(req *nodev1.ProxyTraceServiceTraceRequest) (model.VSKey, e
 // traceSource resolves the request's source. A pod is looked up among the
 // endpoints of the EndpointSlices proxyd watches (it has no pod informer: a
 // pod no Service selects is unknown to it).
-func (c *Controller) traceSource(req *nodev1.ProxyTraceServiceTraceRequest) (trace.Source, error) {
+func (c *Controller) traceSource(req *nodev1.ProxyTraceServiceTraceRequest, to netip.Addr) (trace.Source, error) {
 	switch src := req.GetSource().(type) {
 	case *nodev1.ProxyTraceServiceTraceRequest_FromNode:
 		return trace.Source{Kind: trace.SourceNode}, nil
@@ -100,7 +100,7 @@ func (c *Controller) traceSource(req *nodev1.ProxyTraceServiceTraceRequest) (tra
 		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 			return trace.Source{}, status.Errorf(codes.InvalidArgument, "pod %q: want namespace/name", src.FromPod)
 		}
-		a, found := c.podAddr(ns, name)
+		a, found := c.podAddr(ns, name, to.Is4())
 		if !found {
 			return trace.Source{}, status.Errorf(codes.NotFound,
 				"unknown pod %s: proxyd knows pods only as endpoints of Services (EndpointSlices); give its address with --from <IP>", src.FromPod)
@@ -110,12 +110,15 @@ func (c *Controller) traceSource(req *nodev1.ProxyTraceServiceTraceRequest) (tra
 	return trace.Source{}, status.Error(codes.InvalidArgument, "no source: want a pod, the node or an IP address")
 }
 
-// podAddr finds the pod's address in the slices of its namespace.
-func (c *Controller) podAddr(ns, name string) (netip.Addr, bool) {
+// podAddr finds the pod's address in the slices of its namespace: of
+// the destination's family (v4 or not) when the pod has one, as a
+// dual-stack pod's packet to an IPv6 VIP leaves from its IPv6 address.
+func (c *Controller) podAddr(ns, name string, v4 bool) (netip.Addr, bool) {
 	objs, err := c.sliceIndexer.ByIndex(cache.NamespaceIndex, ns)
 	if err != nil {
 		objs = c.sliceIndexer.List() // no namespace index: scan them all
 	}
+	var other netip.Addr
 	for _, o := range objs {
 		sl, ok := o.(*discoveryv1.EndpointSlice)
 		if !ok || sl.Namespace != ns {
@@ -126,12 +129,17 @@ func (c *Controller) podAddr(ns, name string) (netip.Addr, bool) {
 			if r == nil || r.Kind != "Pod" || r.Name != name || (r.Namespace != "" && r.Namespace != ns) || len(ep.Addresses) == 0 {
 				continue
 			}
-			if a, err := netip.ParseAddr(ep.Addresses[0]); err == nil {
-				return a.Unmap(), true
+			a, err := netip.ParseAddr(ep.Addresses[0])
+			if err != nil {
+				continue
 			}
+			if a = a.Unmap(); a.Is4() == v4 {
+				return a, true
+			}
+			other = a
 		}
 	}
-	return netip.Addr{}, false
+	return other, other.IsValid()
 }
 
 // trace runs under syncMu: it reads the store and cache as the last sync
