@@ -16,6 +16,7 @@ import (
 	"github.com/nodenet/nodenet/internal/coord"
 	"github.com/nodenet/nodenet/internal/grpcserver"
 	"github.com/nodenet/nodenet/internal/health"
+	"github.com/nodenet/nodenet/internal/kube"
 	"github.com/nodenet/nodenet/internal/lifecycle"
 	"github.com/nodenet/nodenet/internal/metrics"
 	"github.com/nodenet/nodenet/internal/runner"
@@ -41,6 +42,7 @@ type Daemon struct {
 	grpcHealth *health.GRPC
 	syncM      *metrics.Sync
 	stats      *statusapi.SyncStats
+	versions   *kube.Versions
 	publisher  *coord.Publisher
 	watchers   []*coord.Watcher
 	controller Controller
@@ -66,6 +68,7 @@ func New(spec Spec, cfg config.Common, log *zap.Logger) (*Daemon, error) {
 	d.grpcHealth = health.NewGRPC(d.tracker, spec.Name)
 	d.syncM = metrics.NewSync(spec.Name)
 	d.stats = &statusapi.SyncStats{}
+	d.versions = kube.NewVersions()
 	d.publisher = coord.NewPublisher(log, spec.Name, newIncarnation())
 
 	d.runner = runner.New(d.sync, runner.Config{
@@ -88,7 +91,7 @@ func New(spec Spec, cfg config.Common, log *zap.Logger) (*Daemon, error) {
 	d.controller = idle{}
 	if spec.NewController != nil {
 		c, err := spec.NewController(Deps{Log: log, Config: cfg, Publisher: d.publisher, Peers: peers, Trigger: d.Trigger,
-			Metrics: reg, Healthy: func() bool { return d.tracker.Check().Healthy }})
+			Versions: d.versions, Metrics: reg, Healthy: func() bool { return d.tracker.Check().Healthy }})
 		if err != nil {
 			return nil, fmt.Errorf("build %s controller: %w", spec.Name, err)
 		}
@@ -144,8 +147,19 @@ func (d *Daemon) Publisher() *coord.Publisher { return d.publisher }
 // MetricsAddr is the address /metrics listens on (nil when disabled).
 func (d *Daemon) MetricsAddr() net.Addr { return d.metricsAddr }
 
+// sync runs one sync of the controller. The versions are snapshot before
+// it starts: every event in the snapshot had reached the informers' stores,
+// so the sync read those objects (or newer ones) from the listers. A
+// snapshot taken after could claim events that arrived while the sync was
+// past the lister it came from. Only a successful sync moves what status
+// reports as applied.
 func (d *Daemon) sync(ctx context.Context, full bool) error {
-	return d.controller.Sync(ctx, full)
+	covered := d.versions.Snapshot()
+	if err := d.controller.Sync(ctx, full); err != nil {
+		return err
+	}
+	d.stats.Applied(covered)
+	return nil
 }
 
 func (d *Daemon) observe(r runner.Result) {

@@ -14,6 +14,7 @@ import (
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
 	"github.com/nodenet/nodenet/internal/config"
 	"github.com/nodenet/nodenet/internal/coord"
+	"github.com/nodenet/nodenet/internal/kube"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
@@ -88,6 +89,13 @@ type Deps struct {
 	Peers map[string]*coord.Watcher
 	// Trigger asks for a sync; informer handlers call it (kube.OnChange).
 	Trigger func()
+	// Versions records the object versions the informers deliver; the
+	// skeleton snapshots it before each sync and reports, per kind, what
+	// the last successful one covered. Informer handlers record with
+	// kube.OnChangeTracked, or Versions.Observe before they trigger. Nil in
+	// tests that build a controller without the skeleton (it records
+	// nothing then).
+	Versions *kube.Versions
 	// Metrics is where the controller registers its own series.
 	Metrics prometheus.Registerer
 	// Healthy reports the daemon's health verdict (changes applied in time).

@@ -43,23 +43,17 @@ func StartAndSync(ctx context.Context, factories ...Factory) error {
 // OnChange returns an event handler that calls trigger for every add, update
 // and delete. Informer callbacks only record that something changed; the
 // sync loop reads the listers (practice 1 of STYLE.md). Updates that change
-// nothing (resyncs) are ignored by ResourceVersion.
+// nothing (resyncs) are ignored by ResourceVersion. OnChangeTracked also
+// records the versions for status.
 func OnChange(trigger func()) cache.ResourceEventHandler {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { trigger() },
-		UpdateFunc: func(oldObj, newObj any) {
-			if sameVersion(oldObj, newObj) {
-				return
-			}
-			trigger()
-		},
-		DeleteFunc: func(any) { trigger() },
-	}
+	return OnChangeTracked(trigger, nil, "")
 }
 
 type versioned interface{ GetResourceVersion() string }
 
-func sameVersion(a, b any) bool {
+// SameVersion reports whether an update is a resync: both objects carry the
+// same, non-empty ResourceVersion, so nothing changed.
+func SameVersion(a, b any) bool {
 	va, ok1 := a.(versioned)
 	vb, ok2 := b.(versioned)
 	return ok1 && ok2 && va.GetResourceVersion() != "" && va.GetResourceVersion() == vb.GetResourceVersion()

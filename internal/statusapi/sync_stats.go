@@ -7,6 +7,7 @@ import (
 	"time"
 
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
+	"github.com/nodenet/nodenet/internal/kube"
 	"github.com/nodenet/nodenet/internal/runner"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -21,6 +22,15 @@ type SyncStats struct {
 	lastErrTime  time.Time
 	syncs        uint64
 	failures     uint64
+	applied      []kube.ObjectVersion
+}
+
+// Applied records the object versions a successful sync covered: the
+// informers' snapshot taken before it started.
+func (s *SyncStats) Applied(v []kube.ObjectVersion) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applied = v
 }
 
 // Observe records one sync result.
@@ -53,6 +63,9 @@ func (s *SyncStats) Proto(pending bool) *nodev1.SyncStatus {
 	}
 	if !s.lastErrTime.IsZero() {
 		st.LastErrorTime = timestamppb.New(s.lastErrTime)
+	}
+	for _, v := range s.applied {
+		st.Applied = append(st.Applied, &nodev1.ObjectVersion{Kind: v.Kind, ResourceVersion: v.ResourceVersion, Generation: v.Generation})
 	}
 	return st
 }

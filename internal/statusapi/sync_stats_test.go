@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodenet/nodenet/internal/kube"
 	"github.com/nodenet/nodenet/internal/runner"
 )
 
@@ -24,5 +25,14 @@ func TestSyncStats(t *testing.T) {
 	if st.GetLastError() != "" || !st.GetLastSyncTime().AsTime().Equal(t0.Add(time.Minute+2*time.Millisecond)) ||
 		st.GetLastSyncDuration().AsDuration() != 2*time.Millisecond || st.GetSyncs() != 2 || st.GetFailures() != 1 {
 		t.Fatalf("after a success: %v", st)
+	}
+	if st.GetApplied() != nil {
+		t.Fatalf("applied before any was recorded: %v", st.GetApplied())
+	}
+	s.Applied([]kube.ObjectVersion{{Kind: "endpointslices", ResourceVersion: "12", Generation: 3}, {Kind: "services", Generation: 1}})
+	got := s.Proto(false).GetApplied()
+	if len(got) != 2 || got[0].GetKind() != "endpointslices" || got[0].GetResourceVersion() != "12" || got[0].GetGeneration() != 3 ||
+		got[1].GetKind() != "services" || got[1].GetResourceVersion() != "" {
+		t.Fatalf("applied %v", got)
 	}
 }

@@ -60,7 +60,39 @@ func WriteTable(w io.Writer, reports []Report, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeApplied(w, reports); err != nil {
+		return err
+	}
 	return writeBGPPeers(w, reports, now)
+}
+
+// writeApplied writes, per daemon, the object versions its last successful
+// sync covered, as kind@resourceVersion (events): what to compare with the
+// resourceVersion a write returned, to know it is programmed.
+func writeApplied(w io.Writer, reports []Report) error {
+	var lines [][2]string
+	for _, r := range reports {
+		var parts []string
+		for _, v := range r.status.GetSync().GetApplied() {
+			at := ""
+			if v.GetResourceVersion() != "" {
+				at = "@" + v.GetResourceVersion()
+			}
+			parts = append(parts, fmt.Sprintf("%s%s (%d)", v.GetKind(), at, v.GetGeneration()))
+		}
+		if len(parts) > 0 {
+			lines = append(lines, [2]string{r.Daemon, strings.Join(parts, ", ")})
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, l := range lines {
+		fmt.Fprintf(tw, "%s\tapplied: %s\n", l[0], l[1])
+	}
+	return tw.Flush()
 }
 
 // writeBGPPeers writes routerd's BGP neighbours, when a report has any.

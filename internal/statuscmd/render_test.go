@@ -36,6 +36,38 @@ proxyd   UNREACHABLE  -        -          -          -                 -        
 	}
 }
 
+func TestWriteTableApplied(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	reports := []Report{
+		{Daemon: "routerd", Reachable: true, Health: "SERVING", status: &nodev1.GetResponse{
+			Build: &nodev1.BuildInfo{Version: "v1"},
+			Sync: &nodev1.SyncStatus{Applied: []*nodev1.ObjectVersion{
+				{Kind: "nodes", ResourceVersion: "1187", Generation: 3},
+			}},
+		}},
+		{Daemon: "proxyd", Reachable: true, Health: "SERVING", status: &nodev1.GetResponse{
+			Build: &nodev1.BuildInfo{Version: "v1"},
+			Sync: &nodev1.SyncStatus{Applied: []*nodev1.ObjectVersion{
+				{Kind: "endpointslices", ResourceVersion: "1240", Generation: 30},
+				{Kind: "nodes", Generation: 1}, // no resourceVersion was a number
+				{Kind: "services", ResourceVersion: "1234", Generation: 17},
+			}},
+		}},
+		{Daemon: "firewalld", Health: "UNREACHABLE", Error: "no socket"},
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, reports, now); err != nil {
+		t.Fatal(err)
+	}
+	_, applied, _ := strings.Cut(buf.String(), "\n\n")
+	want := `routerd  applied: nodes@1187 (3)
+proxyd   applied: endpointslices@1240 (30), nodes (1), services@1234 (17)
+`
+	if applied != want {
+		t.Fatalf("applied:\n%s\nwant:\n%s", applied, want)
+	}
+}
+
 func TestWriteJSON(t *testing.T) {
 	var buf bytes.Buffer
 	r := Report{Daemon: "firewalld", Socket: "/run/nodenet/firewalld.sock", Reachable: true, Health: "NOT_SERVING",

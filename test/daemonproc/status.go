@@ -52,6 +52,41 @@ type SyncStatus struct {
 	Syncs        Uint64    `json:"syncs"`
 	Failures     Uint64    `json:"failures"`
 	Pending      bool      `json:"pending"`
+	// Applied is, per kind, how far the informer events had gone when the
+	// last successful sync started: what it programmed.
+	Applied []ObjectVersion `json:"applied"`
+}
+
+// ObjectVersion is how far the events of one kind had gone.
+type ObjectVersion struct {
+	Kind            string `json:"kind"`
+	ResourceVersion string `json:"resourceVersion"`
+	Generation      Uint64 `json:"generation"`
+}
+
+// Covers is a WaitStatus condition: the daemon's last successful sync
+// covered kind at resourceVersion rv or later, the version the API server
+// returned for a write (Kubernetes calls them opaque; etcd's are decimal
+// revisions, and the daemons compare them so). Once it holds, the write's
+// effect is programmed: check it once, do not poll.
+func Covers(kind, rv string) func(Report) (bool, string) {
+	want, err := strconv.ParseUint(rv, 10, 64)
+	return func(r Report) (bool, string) {
+		if err != nil {
+			return false, fmt.Sprintf("resourceVersion %q is not a decimal number", rv)
+		}
+		for _, v := range r.Status.Sync.Applied {
+			if v.Kind != kind {
+				continue
+			}
+			got, perr := strconv.ParseUint(v.ResourceVersion, 10, 64)
+			if perr == nil && got >= want {
+				return true, ""
+			}
+			return false, fmt.Sprintf("last sync covered %s@%s (%d events), want @%s", kind, v.ResourceVersion, v.Generation, rv)
+		}
+		return false, fmt.Sprintf("last sync covered no %s (applied %v, %d syncs, error %q)", kind, r.Status.Sync.Applied, r.Status.Syncs(), r.Error)
+	}
 }
 
 // PeerStatus is what the daemon knows of a peer daemon it watches.

@@ -27,6 +27,7 @@ func TestPolicy(t *testing.T) {
 	t.Run("new-pod-fail-closed", f.testNewPodFailClosed)
 	t.Run("enforced-by-each-node", f.testEnforcedByEachNode)
 	t.Run("service-traffic-policed", f.testServiceTrafficPoliced)
+	t.Run("covered-means-enforced", f.testCoveredMeansEnforced)
 	t.Run("restart-upgrade-fail-closed", f.testRestartFailClosed)
 }
 

@@ -106,21 +106,27 @@ func New(deps daemon.Deps, client kubernetes.Interface, table Table, prepare fun
 	podInf := fac.Core().V1().Pods()
 	// SetTransform fails only on a started informer; this one is new.
 	_ = podInf.Informer().SetTransform(slimPod)
+	// Every new version is recorded, even one the sync has no use for: a
+	// sync that starts later reads it, so the next one (at the latest the
+	// periodic one) reports it covered.
 	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { deps.Trigger() },
+		AddFunc: func(obj any) { deps.Versions.Observe("pods", obj); deps.Trigger() },
 		UpdateFunc: func(o, n any) {
+			if !kube.SameVersion(o, n) {
+				deps.Versions.Observe("pods", n)
+			}
 			if podChanged(o, n) {
 				deps.Trigger()
 			}
 		},
-		DeleteFunc: func(any) { deps.Trigger() },
+		DeleteFunc: func(obj any) { deps.Versions.Observe("pods", obj); deps.Trigger() },
 	})
 	nsInf := fac.Core().V1().Namespaces()
 	polInf := fac.Networking().V1().NetworkPolicies()
 	nodeInf := nodeFac.Core().V1().Nodes()
-	for _, inf := range []cache.SharedIndexInformer{nsInf.Informer(), polInf.Informer(), nodeInf.Informer()} {
-		_, _ = inf.AddEventHandler(kube.OnChange(deps.Trigger))
-	}
+	_, _ = nsInf.Informer().AddEventHandler(kube.OnChangeTracked(deps.Trigger, deps.Versions, "namespaces"))
+	_, _ = polInf.Informer().AddEventHandler(kube.OnChangeTracked(deps.Trigger, deps.Versions, "networkpolicies"))
+	_, _ = nodeInf.Informer().AddEventHandler(kube.OnChangeTracked(deps.Trigger, deps.Versions, "nodes"))
 	c.pods, c.nss, c.policies, c.nodes = podInf.Lister(), nsInf.Lister(), polInf.Lister(), nodeInf.Lister()
 	c.factories = []kube.Factory{fac, nodeFac}
 	return c

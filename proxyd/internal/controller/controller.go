@@ -124,9 +124,9 @@ func New(deps daemon.Deps, cfg Config, client kubernetes.Interface, k Kernel, ev
 		}
 	}
 	// AddEventHandler only fails on a stopped informer; these are new.
-	_, _ = svcInf.Informer().AddEventHandler(handler(markService, deps.Trigger))
-	_, _ = sliceInf.Informer().AddEventHandler(handler(markSlice, deps.Trigger))
-	_, _ = nodeInf.Informer().AddEventHandler(kube.OnChange(deps.Trigger))
+	_, _ = svcInf.Informer().AddEventHandler(handler(markService, deps.Versions.Recorder("services"), deps.Trigger))
+	_, _ = sliceInf.Informer().AddEventHandler(handler(markSlice, deps.Versions.Recorder("endpointslices"), deps.Trigger))
+	_, _ = nodeInf.Informer().AddEventHandler(kube.OnChangeTracked(deps.Trigger, deps.Versions, "nodes"))
 	// Adding an index fails only on a started informer.
 	_ = sliceInf.Informer().AddIndexers(cache.Indexers{byServiceIndex: sliceServiceKey})
 	c.svcs, c.nodes = svcInf.Lister(), nodeInf.Lister()

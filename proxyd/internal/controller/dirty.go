@@ -69,10 +69,13 @@ func sliceService(obj any) (types.NamespacedName, bool) {
 	return types.NamespacedName{Namespace: sl.Namespace, Name: sl.Labels[discoveryv1.LabelServiceName]}, true
 }
 
-// handler marks what an event touches as dirty, then calls trigger.
-func handler(mark func(obj any), trigger func()) cache.ResourceEventHandler {
+// handler marks what an event touches as dirty, records the event's version
+// (kube.Versions), then calls trigger. The record comes after the mark: a
+// sync that snapshots the versions with this event in them must also find
+// its Service dirty, or a partial sync would claim an event it skipped.
+func handler(mark, record func(obj any), trigger func()) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { mark(obj); trigger() },
+		AddFunc: func(obj any) { mark(obj); record(obj); trigger() },
 		UpdateFunc: func(oldObj, newObj any) {
 			if o, n := oldObj.(interface{ GetResourceVersion() string }), newObj.(interface{ GetResourceVersion() string }); o != nil && n != nil &&
 				o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
@@ -80,8 +83,9 @@ func handler(mark func(obj any), trigger func()) cache.ResourceEventHandler {
 			}
 			mark(oldObj)
 			mark(newObj)
+			record(newObj)
 			trigger()
 		},
-		DeleteFunc: func(obj any) { mark(obj); trigger() },
+		DeleteFunc: func(obj any) { mark(obj); record(obj); trigger() },
 	}
 }

@@ -118,7 +118,7 @@ func New(deps daemon.Deps, cfg *Config, client kubernetes.Interface, k Kernel, e
 		c.factories = append(c.factories, secFac)
 	}
 	for _, inf := range infs {
-		_, _ = inf.AddEventHandler(kube.OnChange(deps.Trigger))
+		_, _ = inf.AddEventHandler(kube.OnChangeTracked(deps.Trigger, deps.Versions, "")) // kind: the object's own
 	}
 	return c
 }

@@ -430,7 +430,15 @@ type SyncStatus struct {
 	Syncs         uint64                 `protobuf:"varint,5,opt,name=syncs,proto3" json:"syncs,omitempty"`
 	Failures      uint64                 `protobuf:"varint,6,opt,name=failures,proto3" json:"failures,omitempty"`
 	// pending is true when a change is queued and not applied yet.
-	Pending       bool `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`
+	Pending bool `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`
+	// applied is, per kind the daemon watches, how far the informer events
+	// had gone when the last successful sync started (it read the listers
+	// after): every object version up to these was programmed by it. Wait
+	// for "my change is programmed" as: the entry of the object's kind has a
+	// resource_version >= the one the API server returned for the write
+	// (compared as decimal numbers). Sorted by kind; empty before the first
+	// successful sync and for a daemon that watches nothing.
+	Applied       []*ObjectVersion `protobuf:"bytes,8,rep,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -514,6 +522,81 @@ func (x *SyncStatus) GetPending() bool {
 	return false
 }
 
+func (x *SyncStatus) GetApplied() []*ObjectVersion {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+// ObjectVersion is how far the informer events of one kind had gone.
+type ObjectVersion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is the API resource: "services", "endpointslices", "nodes", ...
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// resource_version is the highest resourceVersion an event of this kind
+	// carried (a delete's included), as the API server wrote it; empty when
+	// none was a decimal number.
+	ResourceVersion string `protobuf:"bytes,2,opt,name=resource_version,json=resourceVersion,proto3" json:"resource_version,omitempty"`
+	// generation counts the events of this kind the daemon received (adds,
+	// changes, deletes) since it started; it grows with every change, for
+	// clients that cannot compare resource versions.
+	Generation    uint64 `protobuf:"varint,3,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectVersion) Reset() {
+	*x = ObjectVersion{}
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectVersion) ProtoMessage() {}
+
+func (x *ObjectVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectVersion.ProtoReflect.Descriptor instead.
+func (*ObjectVersion) Descriptor() ([]byte, []int) {
+	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ObjectVersion) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ObjectVersion) GetResourceVersion() string {
+	if x != nil {
+		return x.ResourceVersion
+	}
+	return ""
+}
+
+func (x *ObjectVersion) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 // PeerStatus is what a daemon knows of a peer it watches.
 type PeerStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -536,7 +619,7 @@ type PeerStatus struct {
 
 func (x *PeerStatus) Reset() {
 	*x = PeerStatus{}
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[5]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +631,7 @@ func (x *PeerStatus) String() string {
 func (*PeerStatus) ProtoMessage() {}
 
 func (x *PeerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_nodenet_node_v1_status_proto_msgTypes[5]
+	mi := &file_nodenet_node_v1_status_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +644,7 @@ func (x *PeerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatus.ProtoReflect.Descriptor instead.
 func (*PeerStatus) Descriptor() ([]byte, []int) {
-	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{5}
+	return file_nodenet_node_v1_status_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PeerStatus) GetName() string {
@@ -662,7 +745,7 @@ const file_nodenet_node_v1_status_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1d\n" +
 	"\n" +
-	"go_version\x18\x03 \x01(\tR\tgoVersion\"\xc6\x02\n" +
+	"go_version\x18\x03 \x01(\tR\tgoVersion\"\x80\x03\n" +
 	"\n" +
 	"SyncStatus\x12@\n" +
 	"\x0elast_sync_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\flastSyncTime\x12G\n" +
@@ -672,7 +755,14 @@ const file_nodenet_node_v1_status_proto_rawDesc = "" +
 	"\x0flast_error_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12\x14\n" +
 	"\x05syncs\x18\x05 \x01(\x04R\x05syncs\x12\x1a\n" +
 	"\bfailures\x18\x06 \x01(\x04R\bfailures\x12\x18\n" +
-	"\apending\x18\a \x01(\bR\apending\"\xf0\x01\n" +
+	"\apending\x18\a \x01(\bR\apending\x128\n" +
+	"\aapplied\x18\b \x03(\v2\x1e.nodenet.node.v1.ObjectVersionR\aapplied\"n\n" +
+	"\rObjectVersion\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12)\n" +
+	"\x10resource_version\x18\x02 \x01(\tR\x0fresourceVersion\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x03 \x01(\x04R\n" +
+	"generation\"\xf0\x01\n" +
 	"\n" +
 	"PeerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -700,37 +790,39 @@ func file_nodenet_node_v1_status_proto_rawDescGZIP() []byte {
 	return file_nodenet_node_v1_status_proto_rawDescData
 }
 
-var file_nodenet_node_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_nodenet_node_v1_status_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_nodenet_node_v1_status_proto_goTypes = []any{
 	(*GetRequest)(nil),            // 0: nodenet.node.v1.GetRequest
 	(*GetResponse)(nil),           // 1: nodenet.node.v1.GetResponse
 	(*BGPPeer)(nil),               // 2: nodenet.node.v1.BGPPeer
 	(*BuildInfo)(nil),             // 3: nodenet.node.v1.BuildInfo
 	(*SyncStatus)(nil),            // 4: nodenet.node.v1.SyncStatus
-	(*PeerStatus)(nil),            // 5: nodenet.node.v1.PeerStatus
-	nil,                           // 6: nodenet.node.v1.GetResponse.CountsEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*ObjectVersion)(nil),         // 5: nodenet.node.v1.ObjectVersion
+	(*PeerStatus)(nil),            // 6: nodenet.node.v1.PeerStatus
+	nil,                           // 7: nodenet.node.v1.GetResponse.CountsEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
 }
 var file_nodenet_node_v1_status_proto_depIdxs = []int32{
 	3,  // 0: nodenet.node.v1.GetResponse.build:type_name -> nodenet.node.v1.BuildInfo
-	7,  // 1: nodenet.node.v1.GetResponse.start_time:type_name -> google.protobuf.Timestamp
-	6,  // 2: nodenet.node.v1.GetResponse.counts:type_name -> nodenet.node.v1.GetResponse.CountsEntry
+	8,  // 1: nodenet.node.v1.GetResponse.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 2: nodenet.node.v1.GetResponse.counts:type_name -> nodenet.node.v1.GetResponse.CountsEntry
 	4,  // 3: nodenet.node.v1.GetResponse.sync:type_name -> nodenet.node.v1.SyncStatus
-	5,  // 4: nodenet.node.v1.GetResponse.peers:type_name -> nodenet.node.v1.PeerStatus
+	6,  // 4: nodenet.node.v1.GetResponse.peers:type_name -> nodenet.node.v1.PeerStatus
 	2,  // 5: nodenet.node.v1.GetResponse.bgp_peers:type_name -> nodenet.node.v1.BGPPeer
-	7,  // 6: nodenet.node.v1.BGPPeer.since:type_name -> google.protobuf.Timestamp
-	7,  // 7: nodenet.node.v1.SyncStatus.last_sync_time:type_name -> google.protobuf.Timestamp
-	8,  // 8: nodenet.node.v1.SyncStatus.last_sync_duration:type_name -> google.protobuf.Duration
-	7,  // 9: nodenet.node.v1.SyncStatus.last_error_time:type_name -> google.protobuf.Timestamp
-	7,  // 10: nodenet.node.v1.PeerStatus.last_seen:type_name -> google.protobuf.Timestamp
-	0,  // 11: nodenet.node.v1.StatusService.Get:input_type -> nodenet.node.v1.GetRequest
-	1,  // 12: nodenet.node.v1.StatusService.Get:output_type -> nodenet.node.v1.GetResponse
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	8,  // 6: nodenet.node.v1.BGPPeer.since:type_name -> google.protobuf.Timestamp
+	8,  // 7: nodenet.node.v1.SyncStatus.last_sync_time:type_name -> google.protobuf.Timestamp
+	9,  // 8: nodenet.node.v1.SyncStatus.last_sync_duration:type_name -> google.protobuf.Duration
+	8,  // 9: nodenet.node.v1.SyncStatus.last_error_time:type_name -> google.protobuf.Timestamp
+	5,  // 10: nodenet.node.v1.SyncStatus.applied:type_name -> nodenet.node.v1.ObjectVersion
+	8,  // 11: nodenet.node.v1.PeerStatus.last_seen:type_name -> google.protobuf.Timestamp
+	0,  // 12: nodenet.node.v1.StatusService.Get:input_type -> nodenet.node.v1.GetRequest
+	1,  // 13: nodenet.node.v1.StatusService.Get:output_type -> nodenet.node.v1.GetResponse
+	13, // [13:14] is the sub-list for method output_type
+	12, // [12:13] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_nodenet_node_v1_status_proto_init() }
@@ -744,7 +836,7 @@ func file_nodenet_node_v1_status_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nodenet_node_v1_status_proto_rawDesc), len(file_nodenet_node_v1_status_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
