@@ -82,8 +82,11 @@ before=$(ls -d "$tmp"/TestDemo* 2>/dev/null | sort || true)
 # signal to go to, as a terminal's Ctrl-C goes to the foreground job; and
 # SIGINT is not ignored in it, as it would be in a background job started
 # without job control (which demo.sh could then not trap).
+# env --default-signal: a shell started in the background by a
+# non-interactive one (a CI runner's `cmd &`) has SIGINT ignored, and a
+# signal ignored on entry cannot be trapped: demo.sh could not pass it on.
 set -m
-./hack/demo.sh >"$log" 2>&1 </dev/null &
+env --default-signal=INT ./hack/demo.sh >"$log" 2>&1 </dev/null &
 pid=$!
 set +m
 ok=
@@ -102,6 +105,13 @@ if command -v kubectl >/dev/null; then
 	kubectl --kubeconfig "$kubeconfig" get pods -n demo >/dev/null || fail "kubectl with $kubeconfig failed"
 fi
 kill -INT -- "-$pid"
+# The stop is bounded: a demo that ignores the signal fails the check
+# instead of hanging CI.
+for _ in $(seq 180); do
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 1
+done
+kill -0 "$pid" 2>/dev/null && fail "the demo did not stop within 180 s of SIGINT"
 wait "$pid" || fail "the demo exited with status $? after SIGINT"
 expect_shown
 expect_clean "$dirs"
