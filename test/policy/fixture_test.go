@@ -69,6 +69,8 @@ type fixture struct {
 	nsLabels  map[string]map[string]string
 
 	timings *timings
+	// trace are the clients of firewalld's trace (trace_test.go).
+	trace tracers
 }
 
 var _ addresses = (*fixture)(nil)
@@ -94,6 +96,7 @@ func newFixture(t *testing.T) *fixture {
 		nsLabels: map[string]map[string]string{}, timings: &timings{},
 	}
 	t.Cleanup(func() { t.Logf("timings:\n%s", f.timings) })
+	t.Cleanup(func() { f.trace.close(f.timings) }) // before the timings are logged
 
 	// firewalld builds while the control plane starts.
 	phase := time.Now()

@@ -58,10 +58,14 @@ func (f *fixture) timeCase(t *testing.T, name string) {
 	t.Cleanup(func() { f.timings.add("case "+name+" (and its reset)", time.Since(begin)) })
 }
 
-// step applies s and waits for want.
+// step applies s and waits for want, then checks that firewalld's trace
+// says of every cell what the traffic did (once firewalld enforces).
 func (f *fixture) step(t *testing.T, s step, want *Matrix) {
 	t.Helper()
 	f.applyAndConverge(t, s, want, true)
+	if f.gate == "" {
+		f.checkTraceAgrees(t, "step "+s.name, want)
+	}
 }
 
 // applyAndConverge applies s and waits for want, logging want's table when

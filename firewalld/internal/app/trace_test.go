@@ -9,7 +9,7 @@ package app
 // Address plan: node-0's pods 198.18.128.0/24 (shop/web 198.18.128.5 with
 // the named port http=8080, shop/client 198.18.128.6, other/client
 // 198.18.128.7); node-1's pods 198.18.129.0/24 (shop/remote
-// 198.18.129.5); the world at 198.18.0.1. Dual-stack (no traffic here,
+// 198.18.129.5); node-0's bridge 198.18.128.1; the world at 198.18.0.1. Dual-stack (no traffic here,
 // documentation addresses): node-0's pods also 2001:db8:128::/64, shop/web
 // also 2001:db8:128::5, shop/client 2001:db8:128::6; outside 2001:db8::1.
 
@@ -113,6 +113,9 @@ func TestTraceCommand(t *testing.T) {
 		{"ingress-other-namespace", "other/client", "shop/web:8080"},
 		{"egress-denied-remote", "shop/client", "198.18.0.1:443/tcp"},
 		{"not-isolated", "198.18.0.1", "other/client:53/udp"},
+		{"same-pod", "shop/web", "shop/web:8080"},
+		{"from-this-node", "198.18.128.1", "shop/web:8080"},
+		{"to-this-node", "shop/client", "198.18.128.1:10250"},
 		{"dualstack-ipv6-both-local-allowed", "2001:db8:128::6", "shop/web:8080"},
 		{"dualstack-ipv6-egress-outside-ipblock", "shop/client", "[2001:db8::1]:443/tcp"},
 		{"dualstack-ipv6-ingress-from-outside", "2001:db8::1", "[2001:db8:128::5]:8080"},

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
@@ -84,6 +85,9 @@ type Controller struct {
 	prepared bool
 	// synced is the last compile the trace explains.
 	synced syncRecord
+	// nodeAddrs are this node's addresses as the last sync's input had
+	// them (the trace: traffic from and to the node is not policed).
+	nodeAddrs []netip.Addr
 }
 
 var _ daemon.Controller = (*Controller)(nil)
@@ -141,12 +145,13 @@ func (c *Controller) Start(ctx context.Context) error {
 // Sync is part of daemon.Controller: compile everything, apply the
 // difference. A full sync re-reads the kernel first.
 func (c *Controller) Sync(_ context.Context, full bool) error {
-	in, err := c.input()
+	in, addrs, err := c.input()
 	if err != nil {
 		return err
 	}
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
+	c.nodeAddrs = addrs
 	res := c.compiler.Compile(in)
 	c.problems.Report(res.Problems, c.lookup)
 	// The kernel settings (bridge netfilter) are set on full syncs and
@@ -199,11 +204,12 @@ func (c *Controller) Sync(_ context.Context, full bool) error {
 	return prepErr
 }
 
-// input reads the informers' caches.
-func (c *Controller) input() (policy.Input, error) {
+// input reads the informers' caches: the compiler's input, and this
+// node's addresses.
+func (c *Controller) input() (policy.Input, []netip.Addr, error) {
 	node, err := c.nodes.Get(c.deps.Config.NodeName)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return policy.Input{}, err
+		return policy.Input{}, nil, err
 	}
 	var routerd *coord.Facts
 	if w := c.deps.Peers["routerd"]; w != nil {
@@ -211,13 +217,14 @@ func (c *Controller) input() (policy.Input, error) {
 		routerd = &f
 	}
 	in := policy.Input{Node: c.deps.Config.NodeName, PodCIDRs: podCIDRs(node, routerd)}
+	addrs := nodeAddrs(node, routerd, in.PodCIDRs)
 	var errs []error
 	var e1, e2, e3 error
 	in.Pods, e1 = c.pods.List(labels.Everything())
 	in.Namespaces, e2 = c.nss.List(labels.Everything())
 	in.Policies, e3 = c.policies.List(labels.Everything())
 	errs = append(errs, e1, e2, e3)
-	return in, errors.Join(errs...)
+	return in, addrs, errors.Join(errs...)
 }
 
 // Counts is part of daemon.Controller.

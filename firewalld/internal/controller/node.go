@@ -29,3 +29,37 @@ func podCIDRs(node *corev1.Node, routerd *coord.Facts) []netip.Prefix {
 	}
 	return out
 }
+
+// nodeAddrs are the addresses the trace takes for this node's own: routerd's
+// node IPs while it publishes them, the Node's addresses otherwise, and the
+// gateway of each pod CIDR (its first address, the bridge's: routerd's
+// convention and the bridge plugin's). The table itself asks the kernel
+// (fib saddr type local); these are what firewalld knows of them.
+func nodeAddrs(node *corev1.Node, routerd *coord.Facts, cidrs []netip.Prefix) []netip.Addr {
+	var in []string
+	switch {
+	case routerd != nil && routerd.Known && routerd.PodNetwork != nil && len(routerd.PodNetwork.GetNodeIps()) > 0:
+		in = routerd.PodNetwork.GetNodeIps()
+	case node != nil:
+		for _, a := range node.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP || a.Type == corev1.NodeExternalIP {
+				in = append(in, a.Address)
+			}
+		}
+	}
+	var out []netip.Addr
+	add := func(a netip.Addr) {
+		if a.IsValid() && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	for _, s := range in {
+		if a, err := netip.ParseAddr(s); err == nil {
+			add(a.Unmap())
+		}
+	}
+	for _, p := range cidrs {
+		add(p.Masked().Addr().Next())
+	}
+	return out
+}

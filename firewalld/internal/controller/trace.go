@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,6 +126,7 @@ func (c *Controller) trace(q policy.Query) (*nodev1.FirewallTraceServiceTraceRes
 		return nil, status.Error(codes.NotFound, err.Error())
 	}
 	resp := traceResponse(tr, q)
+	hookVerdict(resp, tr, c.nodeAddrs)
 	resp.NodeName, resp.SyncGeneration, resp.SyncError = c.deps.Config.NodeName, c.synced.generation, c.synced.err
 	resp.SyncTime = timestamppb.New(c.synced.at)
 	return resp, nil
@@ -134,3 +136,26 @@ func (c *Controller) trace(q policy.Query) (*nodev1.FirewallTraceServiceTraceRes
 var protoNames = map[uint8]string{model.ProtoTCP: "TCP", model.ProtoUDP: "UDP", model.ProtoSCTP: "SCTP"}
 
 func portString(q policy.Query) string { return fmt.Sprintf("%d/%s", q.Port, protoNames[q.Proto]) }
+
+// hookVerdict puts in what the table's base chains decide before its pods
+// chain (model.Datapath.Judge) is reached, or that the packet never meets
+// them: a pod's packets to its own address stay inside the pod (loopback);
+// traffic to the node itself takes the input hook, which is not policed;
+// the node's own connections (kubelet probes) are accepted in the output
+// hook (localSourceRule, package nft). The directions still say what the
+// policies would have decided.
+func hookVerdict(resp *nodev1.FirewallTraceServiceTraceResponse, tr policy.Trace, node []netip.Addr) {
+	var code, msg string
+	switch {
+	case tr.From.Addr == tr.To.Addr:
+		code, msg = "SamePod", "a pod's packets to its own address never leave it (loopback): no policy applies"
+	case slices.Contains(node, tr.To.Addr):
+		code, msg = "ToThisNode", "the destination is this node: traffic to the node itself is not policed"
+	case slices.Contains(node, tr.From.Addr):
+		code, msg = "FromThisNode", "the source is this node: the node's own connections (kubelet probes, host processes) are not policed"
+	default:
+		return
+	}
+	resp.Verdict = nodev1.FirewallTraceVerdict_FIREWALL_TRACE_VERDICT_ALLOWED
+	resp.Reasons = []*nodev1.TraceReason{{Code: code, Message: msg}}
+}

@@ -39,6 +39,7 @@ func TestGuest(t *testing.T) {
 
 	t.Run("roundrobin", e.testRoundRobin)
 	t.Run("masquerade", e.testMasquerade)
+	t.Run("trace", e.testTrace)
 	t.Run("affinity", e.testAffinity)
 	t.Run("restart", e.testRestart)
 	t.Run("drain", e.testDrain)

@@ -599,7 +599,10 @@ type FirewallTraceServiceTraceResponse struct {
 	// reasons explain the verdict, most important first. Codes: Allowed,
 	// EgressDenied, IngressDenied, PendingPod (an address of this node's pod
 	// CIDRs firewalld does not know yet), Established (packets of
-	// established connections pass whatever the policies say).
+	// established connections pass whatever the policies say), and the
+	// packets no policy applies to: SamePod (a pod to its own address,
+	// loopback), ToThisNode (traffic to the node itself is not policed),
+	// FromThisNode (the node's own connections are not policed).
 	Reasons []*TraceReason `protobuf:"bytes,9,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	// egress is the source's egress check.
 	Egress *FirewallTraceDirection `protobuf:"bytes,10,opt,name=egress,proto3" json:"egress,omitempty"`

@@ -1,0 +1,101 @@
+//go:build e2eguest
+
+package proxyd
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
+	"github.com/nodenet/nodenet/test/netns"
+)
+
+// testTrace checks `proxyd trace` both ways against real traffic: for each
+// case, connections go through IPVS and what they did (which backends
+// answered, the source each saw, or that nothing answered) must be what
+// the trace of the same packet says (verdict, the selected endpoints, the
+// masquerade of each).
+func (e *env) testTrace(t *testing.T) {
+	world := e.topo.World()
+	for _, tc := range []struct {
+		name string
+		from *netns.NetNS
+		src  netip.Addr
+		to   netip.AddrPort
+	}{
+		// Round robin over web-1 and web-2 on node1; the pod keeps its
+		// address.
+		{"clusterip-from-pod", e.client.NetNS, e.client.IP, e.vip("web")},
+		// externalTrafficPolicy Cluster: masqueraded to node0.
+		{"nodeport-cluster-from-outside", world.NetNS, world.IP, e.nodePort("web-np")},
+		// externalTrafficPolicy Local: local-1 only, the client's address.
+		{"nodeport-local-from-outside", world.NetNS, world.IP, e.nodePort("local-np")},
+		// Hairpin: masqueraded to the bridge for local-1 only.
+		{"clusterip-hairpin", e.client.NetNS, e.client.IP, e.vip("local-np")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := e.trace(t, tc.src, tc.to)
+			if tr.GetVerdict() != nodev1.TraceVerdict_TRACE_VERDICT_FORWARD {
+				t.Fatalf("traffic from %s to %s is answered; the trace says %s (%v)", tc.src, tc.to, tr.GetVerdict(), tr.GetReasons())
+			}
+			// What the traffic did: each backend that answered, and the
+			// source it saw (six connections: round robin reaches every
+			// selected endpoint).
+			seen := map[netip.Addr]netip.Addr{}
+			for range 6 {
+				a := e.dial(t, tc.from, tc.to)
+				seen[e.pods[a.Name].IP] = a.Source.Addr()
+			}
+			var selected []string
+			for _, ep := range tr.GetEndpoints() {
+				if !ep.GetSelected() {
+					continue
+				}
+				selected = append(selected, ep.GetAddress())
+				ap, err := netip.ParseAddrPort(ep.GetAddress())
+				if err != nil {
+					t.Fatalf("trace endpoint %q: %v", ep.GetAddress(), err)
+				}
+				saw, ok := seen[ap.Addr()]
+				if !ok {
+					t.Errorf("the trace selects %s, which no connection reached (reached: %v)", ap, seen)
+					continue
+				}
+				if masq := saw != tc.src; masq != ep.GetMasquerade() {
+					t.Errorf("%s saw source %s (masqueraded: %v); the trace says masquerade=%v (%v)", ap, saw, masq, ep.GetMasquerade(), tr.GetMasquerade())
+				}
+			}
+			for backend := range seen {
+				if !slices.ContainsFunc(selected, func(s string) bool { return strings.HasPrefix(s, backend.String()+":") }) {
+					t.Errorf("%s answered, but the trace does not select it (selected: %v)", backend, selected)
+				}
+			}
+			t.Logf("trace and traffic agree: %d endpoint(s) selected and reached, sources %v", len(selected), seen)
+		})
+	}
+
+	// A port no Service has: not served by proxyd, and nothing answers.
+	t.Run("port-not-served", func(t *testing.T) {
+		to := netip.AddrPortFrom(e.vip("web").Addr(), servicePort+1)
+		tr := e.trace(t, e.client.IP, to)
+		if tr.GetVerdict() != nodev1.TraceVerdict_TRACE_VERDICT_NOT_SERVED {
+			t.Errorf("the trace of %s says %s, want NOT_SERVED (%v)", to, tr.GetVerdict(), tr.GetReasons())
+		}
+		if a, err := e.client.NetNS.DialTCP(ctxFor(t, opTimeout), to); err == nil {
+			t.Errorf("%s answered %s: served after all", to, a)
+		}
+	})
+}
+
+// trace asks proxyd what it does with the first packet from src to to.
+func (e *env) trace(t *testing.T, src netip.Addr, to netip.AddrPort) *nodev1.ProxyTraceServiceTraceResponse {
+	t.Helper()
+	var resp nodev1.ProxyTraceServiceTraceResponse
+	if err := e.proxyd.Query(ctxFor(t, opTimeout), &resp, "trace", "--from", src.String(), "--to", fmt.Sprintf("%s/tcp", to)); err != nil {
+		t.Fatal(err)
+	}
+	return &resp
+}
