@@ -10,7 +10,10 @@ import (
 	"testing"
 
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
+	"github.com/nodenet/nodenet/test/e2e/harness"
 	"github.com/nodenet/nodenet/test/netns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // testTrace checks `proxyd trace` both ways against real traffic: for each
@@ -77,6 +80,30 @@ func (e *env) testTrace(t *testing.T) {
 		})
 	}
 
+	// A Service without endpoints: IPVS has the virtual service and no real
+	// server, and answers with a refusal.
+	t.Run("no-endpoints", func(t *testing.T) {
+		svc, err := e.createService(ctxFor(t, opTimeout), "empty", "nobody", func(*corev1.ServiceSpec) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIP), servicePort)
+		tr := e.waitTrace(t, e.client.IP, to, nodev1.TraceVerdict_TRACE_VERDICT_REJECT)
+		if !tr.GetService().GetProgrammed() || len(tr.GetEndpoints()) != 0 {
+			t.Errorf("the trace of %s: programmed=%v, endpoints %v", to, tr.GetService().GetProgrammed(), tr.GetEndpoints())
+		}
+		if a, err := e.client.NetNS.DialTCP(ctxFor(t, opTimeout), to); err == nil {
+			t.Errorf("%s answered %s, the trace says REJECT", to, a)
+		} else if !strings.Contains(err.Error(), "refused") {
+			t.Errorf("%s: %v, want a refusal (IPVS without a real server)", to, err)
+		}
+		// Deleted, and waited out: the later steps count proxyd's writes.
+		if err := e.admin.CoreV1().Services(namespace).Delete(ctxFor(t, opTimeout), svc.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitTrace(t, e.client.IP, to, nodev1.TraceVerdict_TRACE_VERDICT_NOT_SERVED)
+	})
+
 	// A port no Service has: not served by proxyd, and nothing answers.
 	t.Run("port-not-served", func(t *testing.T) {
 		to := netip.AddrPortFrom(e.vip("web").Addr(), servicePort+1)
@@ -98,4 +125,16 @@ func (e *env) trace(t *testing.T, src netip.Addr, to netip.AddrPort) *nodev1.Pro
 		t.Fatal(err)
 	}
 	return &resp
+}
+
+// waitTrace polls proxyd's trace of a packet until its verdict is want
+// (proxyd programs a change), and returns that answer.
+func (e *env) waitTrace(t *testing.T, src netip.Addr, to netip.AddrPort, want nodev1.TraceVerdict) *nodev1.ProxyTraceServiceTraceResponse {
+	t.Helper()
+	var tr *nodev1.ProxyTraceServiceTraceResponse
+	harness.Eventually(t, convergeTimeout, pollInterval, fmt.Sprintf("proxyd trace of %s says %s", to, want), func() (bool, string) {
+		tr = e.trace(t, src, to)
+		return tr.GetVerdict() == want, fmt.Sprintf("%s %v", tr.GetVerdict(), tr.GetReasons())
+	})
+	return tr
 }
