@@ -3,11 +3,13 @@
 package proxyd
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	nodev1 "github.com/nodenet/nodenet/api/nodenet/node/v1"
 	"github.com/nodenet/nodenet/test/e2e/harness"
@@ -104,6 +106,9 @@ func (e *env) testTrace(t *testing.T) {
 		e.waitTrace(t, e.client.IP, to, nodev1.TraceVerdict_TRACE_VERDICT_NOT_SERVED)
 	})
 
+	// loadBalancerSourceRanges: the world allowed, then not.
+	t.Run("loadbalancer-source-ranges", func(t *testing.T) { e.testTraceSourceRanges(t, world) })
+
 	// A port no Service has: not served by proxyd, and nothing answers.
 	t.Run("port-not-served", func(t *testing.T) {
 		to := netip.AddrPortFrom(e.vip("web").Addr(), servicePort+1)
@@ -138,3 +143,61 @@ func (e *env) waitTrace(t *testing.T, src netip.Addr, to netip.AddrPort, want no
 	})
 	return tr
 }
+
+// lbIP is the LoadBalancer ingress IP the source range check gives its
+// Service (a load balancer's address: the world routes it to node0).
+var lbIP = netip.MustParseAddr("198.19.250.1")
+
+// testTraceSourceRanges: a LoadBalancer IP whose source ranges hold the
+// world's address is FORWARD and answers it; once they do not, it is DROP
+// and the world's connection gets no answer.
+func (e *env) testTraceSourceRanges(t *testing.T, world *netns.World) {
+	services := e.admin.CoreV1().Services(namespace)
+	svc, err := e.createService(ctxFor(t, opTimeout), "lb", "web", func(s *corev1.ServiceSpec) {
+		s.Type = corev1.ServiceTypeLoadBalancer
+		s.LoadBalancerSourceRanges = []string{netip.PrefixFrom(world.IP, 32).String()}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: lbIP.String()}}
+	if svc, err = services.UpdateStatus(ctxFor(t, opTimeout), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	host := netip.PrefixFrom(lbIP, 32)
+	if err := world.AddRoute(host, e.n0.IP); err != nil {
+		t.Fatal(err)
+	}
+	to := netip.AddrPortFrom(lbIP, servicePort)
+
+	tr := e.waitTrace(t, world.IP, to, nodev1.TraceVerdict_TRACE_VERDICT_FORWARD)
+	a := e.dial(t, world.NetNS, to)
+	if !slices.ContainsFunc(tr.GetEndpoints(), func(ep *nodev1.TraceEndpoint) bool {
+		return ep.GetSelected() && strings.HasPrefix(ep.GetAddress(), e.pods[a.Name].IP.String()+":")
+	}) {
+		t.Errorf("%s answered the world, which the trace does not select: %v", a.Name, tr.GetEndpoints())
+	}
+
+	svc.Spec.LoadBalancerSourceRanges = []string{"198.18.50.0/24"}
+	if _, err := services.Update(ctxFor(t, opTimeout), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitTrace(t, world.IP, to, nodev1.TraceVerdict_TRACE_VERDICT_DROP)
+	ctx, cancel := context.WithTimeout(t.Context(), dropWait)
+	defer cancel()
+	if a, err := world.DialTCP(ctx, to); err == nil {
+		t.Errorf("%s answered the world outside the source ranges; the trace says DROP", a.Name)
+	}
+
+	// Deleted, and waited out: the later steps count proxyd's writes.
+	if err := services.Delete(ctxFor(t, opTimeout), svc.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := world.DelRoute(host); err != nil {
+		t.Fatal(err)
+	}
+	e.waitTrace(t, world.IP, to, nodev1.TraceVerdict_TRACE_VERDICT_NOT_SERVED)
+}
+
+// dropWait is how long a connection proxyd drops is given to be answered.
+const dropWait = 2 * time.Second
