@@ -59,7 +59,7 @@ func nodeAddrs(node *corev1.Node, routerd *coord.Facts, cidrs []netip.Prefix) []
 		}
 	}
 	for _, p := range cidrs {
-		add(p.Masked().Addr().Next())
+		add(p.Addr().Next()) // podCIDRs are masked
 	}
 	return out
 }

@@ -60,7 +60,7 @@ func planAdverts(have map[netip.Prefix]netip.Addr, want []model.Advertisement, n
 			plan.Withdraw = append(plan.Withdraw, announcement{p, nh})
 		}
 	}
-	byPrefix := func(a, b announcement) int { return comparePrefix(a.Prefix, b.Prefix) }
+	byPrefix := func(a, b announcement) int { return model.ComparePrefix(a.Prefix, b.Prefix) }
 	slices.SortFunc(plan.Announce, byPrefix)
 	slices.SortFunc(plan.Withdraw, byPrefix)
 	return plan, errors.Join(errs...)

@@ -152,7 +152,7 @@ func (f *Fake) Paths() []model.Path {
 	for _, p := range f.paths {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b model.Path) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(out, func(a, b model.Path) int { return model.ComparePrefix(a.Prefix, b.Prefix) })
 	return out
 }
 

@@ -183,7 +183,7 @@ func (t *table) snapshot() []model.Path {
 		for _, p := range t.paths {
 			t.sorted = append(t.sorted, p)
 		}
-		slices.SortFunc(t.sorted, func(a, b model.Path) int { return comparePrefix(a.Prefix, b.Prefix) })
+		slices.SortFunc(t.sorted, func(a, b model.Path) int { return model.ComparePrefix(a.Prefix, b.Prefix) })
 	}
 	return slices.Clone(t.sorted)
 }
@@ -250,13 +250,6 @@ func sessionState(s api.PeerState_SessionState) string {
 		return strings.ToLower(name)
 	}
 	return "unknown"
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 // Paths is part of Router.

@@ -81,10 +81,17 @@ func (t table) peerName(a netip.Addr) string {
 	return ""
 }
 
+// learnedRoute is an entry of the answer with its prefix, to filter and
+// sort by.
+type learnedRoute struct {
+	prefix netip.Prefix
+	lr     *nodev1.LearnedRoute
+}
+
 // learned lists every path's fate, the kept routes and the kernel's
 // routes nothing wants, in the view's words.
-func (t table) learned() []*nodev1.LearnedRoute {
-	var out []*nodev1.LearnedRoute
+func (t table) learned() []learnedRoute {
+	var out []learnedRoute
 	wanted := map[model.Route]bool{}
 	route := func(r model.Route, peer netip.Addr, code, msg string) {
 		wanted[r] = true
@@ -98,7 +105,7 @@ func (t table) learned() []*nodev1.LearnedRoute {
 		if peer.IsValid() {
 			lr.Peer, lr.PeerAddress = t.peerName(peer), peer.String()
 		}
-		out = append(out, lr)
+		out = append(out, learnedRoute{r.Prefix, lr})
 	}
 	// Index the paths once: thousands of routes.
 	byRoute := make(map[model.Route]netip.Addr, len(t.v.paths))
@@ -113,14 +120,13 @@ func (t table) learned() []*nodev1.LearnedRoute {
 	}
 	for _, group := range [][]desired.Skipped{t.v.routes.Skipped, t.v.routes.Foreign} {
 		for _, sk := range group {
-			out = append(out, &nodev1.LearnedRoute{Prefix: sk.Path.Prefix.String(), NextHop: addrString(sk.Path.NextHop),
-				Peer: t.peerName(sk.Path.Peer), PeerAddress: addrString(sk.Path.Peer), Reason: &nodev1.TraceReason{Code: sk.Code, Message: sk.Why}})
+			out = append(out, learnedRoute{sk.Path.Prefix, &nodev1.LearnedRoute{Prefix: sk.Path.Prefix.String(), NextHop: addrString(sk.Path.NextHop),
+				Peer: t.peerName(sk.Path.Peer), PeerAddress: addrString(sk.Path.Peer), Reason: &nodev1.TraceReason{Code: sk.Code, Message: sk.Why}}})
 		}
 	}
 	for r := range t.installed {
 		if !wanted[r] {
 			route(r, netip.Addr{}, reasonNotWanted, "in the kernel, wanted by no path: the next sync removes it")
-			out[len(out)-1].Installed = true
 		}
 	}
 	return out
@@ -145,28 +151,20 @@ func (s routerServer) Routes(ctx context.Context, req *nodev1.RouterServiceRoute
 	}
 	t.names = s.c.peerNames(ctx)
 	resp := &nodev1.RouterServiceRoutesResponse{Sync: t.sync()}
-	keep := func(p string) bool {
-		if !filter.IsValid() {
-			return true
-		}
-		pp, err := netip.ParsePrefix(p)
-		return err == nil && pp.Overlaps(filter)
-	}
-	for _, lr := range t.learned() {
-		if keep(lr.GetPrefix()) {
-			resp.Learned = append(resp.Learned, lr)
-		}
-	}
-	slices.SortFunc(resp.Learned, func(a, b *nodev1.LearnedRoute) int {
-		return cmp.Or(comparePrefixStrings(a.GetPrefix(), b.GetPrefix()), strings.Compare(a.GetNextHop(), b.GetNextHop()),
-			strings.Compare(a.GetReason().GetCode(), b.GetReason().GetCode()))
+	keep := func(p netip.Prefix) bool { return !filter.IsValid() || p.Overlaps(filter) }
+	learned := slices.DeleteFunc(t.learned(), func(l learnedRoute) bool { return !keep(l.prefix) })
+	slices.SortFunc(learned, func(a, b learnedRoute) int {
+		return cmp.Or(model.ComparePrefix(a.prefix, b.prefix), strings.Compare(a.lr.GetNextHop(), b.lr.GetNextHop()),
+			strings.Compare(a.lr.GetReason().GetCode(), b.lr.GetReason().GetCode()))
 	})
-	for _, a := range t.v.adverts {
-		if keep(a.Prefix.String()) {
-			resp.Advertised = append(resp.Advertised, &nodev1.AdvertisedRoute{Prefix: a.Prefix.String(), NextHop: addrString(t.v.nextHop), What: a.Why})
-		}
+	for _, l := range learned {
+		resp.Learned = append(resp.Learned, l.lr)
 	}
-	slices.SortFunc(resp.Advertised, func(a, b *nodev1.AdvertisedRoute) int { return comparePrefixStrings(a.GetPrefix(), b.GetPrefix()) })
+	adverts := slices.DeleteFunc(slices.Clone(t.v.adverts), func(a model.Advertisement) bool { return !keep(a.Prefix) })
+	slices.SortFunc(adverts, func(a, b model.Advertisement) int { return model.ComparePrefix(a.Prefix, b.Prefix) })
+	for _, a := range adverts {
+		resp.Advertised = append(resp.Advertised, &nodev1.AdvertisedRoute{Prefix: a.Prefix.String(), NextHop: addrString(t.v.nextHop), What: a.Why})
+	}
 	return resp, nil
 }
 
@@ -248,23 +246,4 @@ func parseFilter(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, status.Errorf(codes.InvalidArgument, "%q is neither an IP address nor a prefix", s)
 	}
 	return p.Masked(), nil
-}
-
-// comparePrefixStrings orders prefixes as addresses (IPv4 first), then by
-// length; strings that do not parse go last, as text.
-func comparePrefixStrings(a, b string) int {
-	pa, errA := netip.ParsePrefix(a)
-	pb, errB := netip.ParsePrefix(b)
-	switch {
-	case errA != nil || errB != nil:
-		return cmp.Or(cmp.Compare(boolInt(errA != nil), boolInt(errB != nil)), strings.Compare(a, b))
-	}
-	return cmp.Or(pa.Addr().Compare(pb.Addr()), cmp.Compare(pa.Bits(), pb.Bits()))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -75,7 +75,7 @@ func Advertisements(in AdvertInput) ([]model.Advertisement, []Problem) {
 		seen[v.Addr] = true
 		out = append(out, model.Advertisement{Prefix: netip.PrefixFrom(v.Addr, v.Addr.BitLen()), Why: v.Kind.String() + " of " + v.Service})
 	}
-	slices.SortFunc(out, func(a, b model.Advertisement) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(out, func(a, b model.Advertisement) int { return model.ComparePrefix(a.Prefix, b.Prefix) })
 	return out, ps
 }
 
@@ -101,11 +101,4 @@ func (k VIPKind) String() string {
 		return "load-balancer IP"
 	}
 	return "VIP"
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }

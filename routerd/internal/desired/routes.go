@@ -134,7 +134,7 @@ func Routes(in RoutesInput) RoutesResult {
 			skip(SkipNotConnected, "next hop is not on a connected subnet")
 		}
 	}
-	slices.SortFunc(res.Routes, func(a, b model.Route) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(res.Routes, func(a, b model.Route) int { return model.ComparePrefix(a.Prefix, b.Prefix) })
 	slices.SortFunc(res.Tunnels, func(a, b model.Tunnel) int { return a.Remote.Compare(b.Remote) })
 	return res
 }

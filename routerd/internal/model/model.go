@@ -6,6 +6,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"time"
@@ -112,6 +113,15 @@ func (r Route) String() string {
 		return fmt.Sprintf("%s dev %s (to %s)", r.Prefix, r.Tunnel, r.NextHop)
 	}
 	return fmt.Sprintf("%s via %s", r.Prefix, r.NextHop)
+}
+
+// ComparePrefix orders prefixes by address (IPv4 first), then length:
+// the order of routerd's lists.
+func ComparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
 }
 
 // Subnet is a subnet of one of the node's links: next hops in it are

@@ -306,19 +306,12 @@ func (p plan) empty() bool {
 	return len(p.AddTunnels) == 0 && len(p.FixTunnels) == 0 && len(p.Routes) == 0 && len(p.RemoveTunnels) == 0
 }
 
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Bits(), b.Bits())
-}
-
 func compareOp(a, b routeOp) int {
 	return compareKey(rkey{a.Route.Prefix, a.Metric}, rkey{b.Route.Prefix, b.Metric})
 }
 
 func compareKey(a, b rkey) int {
-	if c := comparePrefix(a.Prefix, b.Prefix); c != 0 {
+	if c := model.ComparePrefix(a.Prefix, b.Prefix); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.Metric, b.Metric)

@@ -77,7 +77,7 @@ func TestFastPathAgreesWithTheFullDiff(t *testing.T) {
 		}
 		w, _ := validate(d)
 		want := make([]model.Route, 0, len(w.routes))
-		for _, p := range sortedKeys(w.routes, comparePrefix) {
+		for _, p := range sortedKeys(w.routes, model.ComparePrefix) {
 			want = append(want, w.routes[p])
 		}
 		// Drift is only repaired by a read: compare what routerd

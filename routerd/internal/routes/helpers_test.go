@@ -23,7 +23,7 @@ func wantInstalled(tb testing.TB, k Interface, want []model.Route) {
 		tb.Fatalf("Installed: %v", err)
 	}
 	want = slices.Clone(want)
-	slices.SortFunc(want, func(a, b model.Route) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(want, func(a, b model.Route) int { return model.ComparePrefix(a.Prefix, b.Prefix) })
 	if !slices.Equal(got, want) {
 		tb.Fatalf("Installed =\n%v\nwant\n%v", got, want)
 	}
